@@ -1,0 +1,137 @@
+//! One module per subcommand; this one holds the global options and dispatch.
+
+mod backup;
+mod check;
+mod diff;
+mod forget;
+mod init;
+mod key;
+mod ls;
+mod prune;
+mod quickstart;
+mod restore;
+mod snapshots;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use strata_repo::Repository;
+
+use crate::output::Term;
+use crate::secret::PasswordSource;
+
+/// strata: layered backups for a fleet — deduplicated, compressed, encrypted.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository location (a directory).
+    #[arg(short = 'r', long, env = "STRATA_REPOSITORY", global = true)]
+    pub repo: Option<PathBuf>,
+    /// Read the password from this file (first line).
+    #[arg(long, env = "STRATA_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run this command (no shell) and use its output as the password.
+    #[arg(long, env = "STRATA_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Print only errors and warnings; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository.
+    Init(init::Init),
+    /// Back up files, a stream from stdin, or a command's output.
+    Backup(backup::Backup),
+    /// List snapshots.
+    Snapshots(snapshots::Snapshots),
+    /// List the files of a snapshot.
+    Ls(ls::Ls),
+    /// Restore a snapshot (or part of one).
+    Restore(restore::Restore),
+    /// Show what changed between two snapshots.
+    Diff(diff::Diff),
+    /// Remove snapshots by a retention policy (per host and paths).
+    Forget(forget::Forget),
+    /// Delete data no snapshot references.
+    Prune(prune::Prune),
+    /// Verify the repository's structure and, optionally, its data.
+    Check(check::Check),
+    /// Manage the passwords (key files) that open the repository.
+    #[command(subcommand)]
+    Key(key::Key),
+    /// Show repository statistics.
+    Stats(stats::Stats),
+    /// Build and exercise a demo: init, backup, snapshots, restore, verify.
+    Quickstart(quickstart::Quickstart),
+}
+
+impl Global {
+    pub fn backend(&self) -> Result<Arc<dyn strata_store::Backend>> {
+        let repo = self.repo.as_ref().context("no repository given\nhint: use --repo DIR or set STRATA_REPOSITORY")?;
+        Ok(strata_repo::local(repo))
+    }
+
+    pub fn password(&self) -> Result<Vec<u8>> {
+        PasswordSource { file: self.password_file.clone(), command: self.password_command.clone() }.get()
+    }
+
+    pub fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let pw = self.password()?;
+        Ok(Repository::open(backend, &pw)?)
+    }
+
+    pub fn term(&self) -> Term {
+        Term::new(self.quiet || self.json)
+    }
+}
+
+/// Runs a command; returns the process exit code (0 ok, 3 partial).
+pub fn run(cli: Cli) -> Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(c) => init::run(g, c),
+        Command::Backup(c) => backup::run(g, c),
+        Command::Snapshots(c) => snapshots::run(g, c),
+        Command::Ls(c) => ls::run(g, c),
+        Command::Restore(c) => restore::run(g, c),
+        Command::Diff(c) => diff::run(g, c),
+        Command::Forget(c) => forget::run(g, c),
+        Command::Prune(c) => prune::run(g, c),
+        Command::Check(c) => check::run(g, c),
+        Command::Key(c) => key::run(g, c),
+        Command::Stats(c) => stats::run(g, c),
+        Command::Quickstart(c) => quickstart::run(g, c),
+    }
+}
+
+/// Prints a value as JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,22 @@
+//! The `strata` command. Only this crate touches the terminal.
+
+mod commands;
+mod output;
+mod secret;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::commands::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            output::error(&e);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Packs: immutable files of sealed blobs followed by a plaintext,
+//! MAC-authenticated header (the "trailer").
+//!
+//! ```text
+//! pack   = blob* header header_len:u32 "STRATAPK"
+//! blob   = nonce[24] ciphertext tag[16]          (AEAD, aad = kind:u8 || id[32])
+//! header = "STPH" version:u8=1 count:u32 entry* mac[32]
+//! entry  = kind:u8 id[32] offset:u32 length:u32 nchildren:u32 child_id[32]*nchildren
+//! ```
+//! The MAC is keyed BLAKE3 (the `mac` subkey) over every header byte before it.
+//! A blob's plaintext starts with a one-byte framing flag: 0 raw, 1 zstd.
+
+use crate::codec::{Put, Reader};
+use crate::{FormatError, Id, Keys, Result};
+
+/// Magic at the very end of every pack file.
+pub const PACK_MAGIC: &[u8; 8] = b"STRATAPK";
+const HEADER_MAGIC: &[u8; 4] = b"STPH";
+const VERSION: u8 = 1;
+/// Bytes after the header: its length and the pack magic.
+pub const TAIL_LEN: usize = 4 + 8;
+
+/// Framing flag: the rest of the plaintext is the blob as is.
+pub const FRAME_RAW: u8 = 0;
+/// Framing flag: the rest of the plaintext is a zstd frame.
+pub const FRAME_ZSTD: u8 = 1;
+
+/// What a blob holds. Data and tree blobs never share a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlobKind {
+    /// File content (a chunk).
+    Data = 0,
+    /// A directory listing (see [`crate::tree`]).
+    Tree = 1,
+}
+
+impl BlobKind {
+    fn from_u8(v: u8, what: &'static str) -> Result<BlobKind> {
+        match v {
+            0 => Ok(BlobKind::Data),
+            1 => Ok(BlobKind::Tree),
+            _ => Err(FormatError::Invalid { what, field: "kind", detail: format!("unknown blob kind {v}") }),
+        }
+    }
+
+    /// The additional authenticated data of a blob of this kind and ID.
+    pub fn aad(self, id: &Id) -> [u8; 33] {
+        let mut a = [0u8; 33];
+        a[0] = self as u8;
+        a[1..].copy_from_slice(&id.0);
+        a
+    }
+}
+
+/// One blob's place in a pack, and (for trees) the IDs it references.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub kind: BlobKind,
+    pub id: Id,
+    pub offset: u32,
+    pub length: u32,
+    /// For tree blobs: every blob ID the tree references (content and subtrees),
+    /// in plaintext so that keyless garbage collection can mark.
+    pub children: Vec<Id>,
+}
+
+/// The decoded header of one pack.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PackHeader {
+    pub entries: Vec<BlobEntry>,
+}
+
+impl PackHeader {
+    /// Encodes and MACs the header.
+    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.entries.len() * 45 + 32);
+        out.extend_from_slice(HEADER_MAGIC);
+        out.put_u8(VERSION);
+        out.put_u32(self.entries.len() as u32);
+        for e in &self.entries {
+            out.put_u8(e.kind as u8);
+            out.put_id(&e.id);
+            out.put_u32(e.offset);
+            out.put_u32(e.length);
+            out.put_u32(e.children.len() as u32);
+            for c in &e.children {
+                out.put_id(c);
+            }
+        }
+        let mac = keys.mac(&out);
+        out.extend_from_slice(&mac);
+        out
+    }
+
+    /// Decodes a header. With `keys`, the MAC is verified; without, the
+    /// structure is still checked (a keyless server reads headers this way).
+    pub fn decode(bytes: &[u8], keys: Option<&Keys>) -> Result<PackHeader> {
+        const W: &str = "pack header";
+        if bytes.len() < 32 {
+            return Err(FormatError::Truncated { what: W, needed: 32 - bytes.len() });
+        }
+        let (body, mac) = bytes.split_at(bytes.len() - 32);
+        if let Some(k) = keys {
+            k.verify_mac(body, mac, W)?;
+        }
+        let mut r = Reader::new(body, W);
+        if r.bytes(4)? != HEADER_MAGIC || r.u8()? != VERSION {
+            return Err(FormatError::BadMagic { what: W });
+        }
+        let n = r.u32()? as usize;
+        let n = r.count(n, 45, "count")?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kind = BlobKind::from_u8(r.u8()?, W)?;
+            let id = r.id()?;
+            let offset = r.u32()?;
+            let length = r.u32()?;
+            let nc = r.u32()? as usize;
+            let nc = r.count(nc, 32, "children")?;
+            if kind == BlobKind::Data && nc != 0 {
+                return Err(FormatError::Invalid { what: W, field: "children", detail: "a data blob has children".into() });
+            }
+            let children = (0..nc).map(|_| r.id()).collect::<Result<_>>()?;
+            entries.push(BlobEntry { kind, id, offset, length, children });
+        }
+        r.finish()?;
+        Ok(PackHeader { entries })
+    }
+
+    /// Checks that entries lie inside `data_len` bytes of blobs and do not overlap.
+    pub fn check_layout(&self, data_len: u64) -> Result<()> {
+        let mut spans: Vec<(u64, u64)> =
+            self.entries.iter().map(|e| (e.offset as u64, e.offset as u64 + e.length as u64)).collect();
+        spans.sort_unstable();
+        let mut end = 0;
+        for (s, e) in spans {
+            if s < end || e > data_len {
+                return Err(FormatError::Invalid {
+                    what: "pack header",
+                    field: "offset",
+                    detail: format!("blob at {s}..{e} overlaps or lies outside {data_len} bytes"),
+                });
+            }
+            end = e;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the header and the tail to a pack's blob bytes.
+pub fn finish_pack(blobs: &mut Vec<u8>, header: &PackHeader, keys: &Keys) {
+    let h = header.encode(keys);
+    blobs.extend_from_slice(&h);
+    blobs.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    blobs.extend_from_slice(PACK_MAGIC);
+}
+
+/// Reads the header length from the last [`TAIL_LEN`] bytes of a pack.
+pub fn parse_tail(tail: &[u8]) -> Result<u32> {
+    const W: &str = "pack trailer";
+    if tail.len() < TAIL_LEN {
+        return Err(FormatError::Truncated { what: W, needed: TAIL_LEN - tail.len() });
+    }
+    let t = &tail[tail.len() - TAIL_LEN..];
+    if &t[4..] != PACK_MAGIC {
+        return Err(FormatError::BadMagic { what: W });
+    }
+    Ok(u32::from_le_bytes(t[..4].try_into().unwrap()))
+}
+
+/// Splits a whole pack into (blob bytes, header), verifying MAC and layout.
+pub fn split_pack<'a>(pack: &'a [u8], keys: Option<&Keys>) -> Result<(&'a [u8], PackHeader)> {
+    let hlen = parse_tail(pack)? as usize;
+    let body_len = pack.len() - TAIL_LEN;
+    if hlen > body_len {
+        return Err(FormatError::Invalid {
+            what: "pack trailer",
+            field: "header_len",
+            detail: format!("{hlen} exceeds the pack size {}", pack.len()),
+        });
+    }
+    let data = &pack[..body_len - hlen];
+    let header = PackHeader::decode(&pack[body_len - hlen..body_len], keys)?;
+    header.check_layout(data.len() as u64)?;
+    Ok((data, header))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::MasterKey;
+    use proptest::prelude::*;
+
+    pub fn arb_id() -> impl Strategy<Value = Id> {
+        proptest::array::uniform32(any::<u8>()).prop_map(Id)
+    }
+
+    pub fn arb_entry() -> impl Strategy<Value = BlobEntry> {
+        (any::<bool>(), arb_id(), any::<u32>(), any::<u32>(), proptest::collection::vec(arb_id(), 0..4)).prop_map(
+            |(tree, id, offset, length, children)| BlobEntry {
+                kind: if tree { BlobKind::Tree } else { BlobKind::Data },
+                id,
+                offset,
+                length,
+                children: if tree { children } else { vec![] },
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn header_round_trip(entries in proptest::collection::vec(arb_entry(), 0..20)) {
+            let k = MasterKey::generate().keys();
+            let h = PackHeader { entries };
+            let enc = h.encode(&k);
+            prop_assert_eq!(&PackHeader::decode(&enc, Some(&k)).unwrap(), &h);
+            prop_assert_eq!(&PackHeader::decode(&enc, None).unwrap(), &h);
+            prop_assert!(PackHeader::decode(&enc, Some(&MasterKey::generate().keys())).is_err());
+        }
+
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..8)) {
+            let k = MasterKey::generate().keys();
+            let mut data = Vec::new();
+            let mut h = PackHeader::default();
+            for b in &blobs {
+                let off = data.len() as u32;
+                data.extend_from_slice(b);
+                h.entries.push(BlobEntry { kind: BlobKind::Data, id: k.blob_id(b), offset: off, length: b.len() as u32, children: vec![] });
+            }
+            let mut pack = data.clone();
+            finish_pack(&mut pack, &h, &k);
+            let (d, h2) = split_pack(&pack, Some(&k)).unwrap();
+            prop_assert_eq!(d, &data[..]);
+            prop_assert_eq!(h2, h);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = split_pack(&bytes, None);
+            let _ = PackHeader::decode(&bytes, None);
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The backup pipeline.
+//!
+//! Scanner threads walk directories (read_dir + lstat + xattrs, in parallel),
+//! compare each file with the parent snapshot's node (size, mtime, ctime,
+//! inode, mode) and queue only changed files. Worker threads read, chunk,
+//! hash, compress, seal and pack them; a full pack is uploaded by the worker
+//! that filled it. When all content is stored, trees are built bottom-up (an
+//! unchanged directory hashes to the parent's tree ID and costs nothing),
+//! then the index is written, then the snapshot: pack → index → snapshot.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use strata_format::pack::BlobKind;
+use strata_format::snapshot::{Snapshot, Summary};
+use strata_format::tree::{self, Node, NodeKind};
+use strata_format::Id;
+
+use crate::blob::Compressor;
+use crate::chunker::Chunker;
+use crate::error::{RepoError, Result};
+use crate::glob::Pattern;
+use crate::index::MemIndex;
+use crate::lease::{load_pending, Lease};
+use crate::progress::Progress;
+use crate::repo::{now, store_blob, PackWriter, Repository};
+use crate::{fsmeta, par};
+
+/// Which snapshot to compare against.
+#[derive(Clone, Debug, Default)]
+pub enum ParentChoice {
+    /// The latest snapshot with the same host and paths.
+    #[default]
+    Auto,
+    /// No parent: read every file.
+    None,
+    Id(Id),
+}
+
+/// What to back up besides paths.
+pub enum Source {
+    Paths(Vec<PathBuf>),
+    /// A stream stored as one file named `name` (stdin, or a command's stdout).
+    Stream { name: String, reader: Box<dyn Read + Send>, child: Option<(String, std::process::Child)> },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    pub excludes: Vec<Pattern>,
+    pub exclude_if_present: Vec<String>,
+    pub one_file_system: bool,
+    pub parent: ParentChoice,
+    /// Worker threads (0 = automatic).
+    pub threads: usize,
+}
+
+pub struct BackupResult {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    /// Warnings (unreadable entries); non-zero means a partial snapshot.
+    pub errors: u64,
+}
+
+struct DirRec {
+    path: PathBuf,
+    nodes: Vec<Node>,
+    /// For each node: the arena slot of its directory record.
+    sub: Vec<Option<usize>>,
+    /// Nodes that failed (dropped from the tree).
+    failed: Vec<bool>,
+    /// Excluded by --exclude-if-present.
+    excluded: bool,
+}
+
+struct FileJob {
+    dir: usize,
+    idx: usize,
+    path: PathBuf,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    known: Mutex<HashSet<Id>>,
+    data: PackWriter<'a>,
+    chunker: Chunker,
+    progress: &'a dyn Progress,
+    opts: &'a BackupOptions,
+    idx: &'a MemIndex,
+    root_dev: Mutex<Option<u64>>,
+    files_read: AtomicU64,
+    bytes_read: AtomicU64,
+    blobs_added: AtomicU64,
+    bytes_added: AtomicU64,
+    errors: AtomicU64,
+    // scanning state
+    arena: Mutex<Vec<Option<DirRec>>>,
+    queue: Mutex<(VecDeque<(usize, PathBuf, Option<Id>)>, usize)>,
+    cv: Condvar,
+    results: Mutex<Vec<(usize, usize, Option<(Vec<Id>, Vec<u32>, u64)>)>>,
+    first_error: Mutex<Option<RepoError>>,
+}
+
+impl Ctx<'_> {
+    fn warn(&self, msg: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.progress.warn(&msg);
+    }
+
+    fn fail(&self, e: RepoError) {
+        let mut g = self.first_error.lock().unwrap();
+        if g.is_none() {
+            *g = Some(e);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.first_error.lock().unwrap().is_some()
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        let b = path.as_os_str().as_bytes();
+        self.opts.excludes.iter().any(|p| p.matches(b))
+    }
+
+    /// Chunks and stores a stream; returns its blob IDs and length.
+    fn store_stream(&self, r: impl Read, comp: &mut Compressor, sealbuf: &mut Vec<u8>, buf: &mut Vec<u8>) -> Result<(Vec<Id>, Vec<u32>, u64)> {
+        let mut ids = Vec::new();
+        let mut sizes = Vec::new();
+        let n = self.chunker.stream::<_, RepoError>(r, buf, |chunk| {
+            let (id, added) = store_blob(self.repo, &self.known, &self.data, comp, sealbuf, BlobKind::Data, chunk, vec![])?;
+            if let Some(a) = added {
+                self.blobs_added.fetch_add(1, Ordering::Relaxed);
+                self.bytes_added.fetch_add(a, Ordering::Relaxed);
+            }
+            self.progress.inc(0, chunk.len() as u64);
+            ids.push(id);
+            sizes.push(chunk.len() as u32);
+            Ok(())
+        })?;
+        Ok((ids, sizes, n))
+    }
+
+    fn worker(&self, rx: &Mutex<Receiver<FileJob>>) {
+        let mut comp = Compressor::new(self.repo.config.compression);
+        let (mut sealbuf, mut buf) = (Vec::new(), Vec::new());
+        loop {
+            let job = match rx.lock().unwrap().recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            };
+            if self.failed() {
+                continue;
+            }
+            let r = File::open(&job.path).map_err(RepoError::io(&job.path)).and_then(|f| self.store_stream(f, &mut comp, &mut sealbuf, &mut buf));
+            let res = match r {
+                Ok((ids, sizes, n)) => {
+                    self.files_read.fetch_add(1, Ordering::Relaxed);
+                    self.bytes_read.fetch_add(n, Ordering::Relaxed);
+                    Some((ids, sizes, n))
+                }
+                Err(RepoError::Io { source, .. }) => {
+                    self.warn(format!("{}: {source} (skipped)", job.path.display()));
+                    None
+                }
+                Err(e) => {
+                    self.fail(e);
+                    None
+                }
+            };
+            self.progress.inc(1, 0);
+            self.results.lock().unwrap().push((job.dir, job.idx, res));
+        }
+    }
+
+    fn push_dir(&self, slot: usize, path: PathBuf, parent: Option<Id>) {
+        let mut q = self.queue.lock().unwrap();
+        q.0.push_back((slot, path, parent));
+        q.1 += 1;
+        self.cv.notify_one();
+    }
+
+    fn new_slot(&self) -> usize {
+        let mut a = self.arena.lock().unwrap();
+        a.push(None);
+        a.len() - 1
+    }
+
+    fn scanner(&self, tx: &SyncSender<FileJob>) {
+        loop {
+            let job = {
+                let mut q = self.queue.lock().unwrap();
+                loop {
+                    if let Some(j) = q.0.pop_front() {
+                        break Some(j);
+                    }
+                    if q.1 == 0 {
+                        break None;
+                    }
+                    q = self.cv.wait(q).unwrap();
+                }
+            };
+            let Some((slot, path, parent)) = job else {
+                self.cv.notify_all();
+                return;
+            };
+            if !self.failed() {
+                if let Err(e) = self.scan_dir(slot, path, parent, tx) {
+                    self.fail(e);
+                }
+            }
+            let mut q = self.queue.lock().unwrap();
+            q.1 -= 1;
+            if q.1 == 0 {
+                self.cv.notify_all();
+            }
+        }
+    }
+
+    /// Lists one directory; queues changed files and subdirectories.
+    fn scan_dir(&self, slot: usize, path: PathBuf, parent: Option<Id>, tx: &SyncSender<FileJob>) -> Result<()> {
+        let mut rec = DirRec { path: path.clone(), nodes: vec![], sub: vec![], failed: vec![], excluded: false };
+        let rd = match std::fs::read_dir(&path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.warn(format!("{}: {e} (directory stored empty)", path.display()));
+                self.arena.lock().unwrap()[slot] = Some(rec);
+                return Ok(());
+            }
+        };
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(format!("{}: {e}", path.display())),
+            }
+        }
+        if self.opts.exclude_if_present.iter().any(|m| names.iter().any(|n| n.as_bytes() == m.as_bytes())) {
+            rec.excluded = true;
+            self.arena.lock().unwrap()[slot] = Some(rec);
+            return Ok(());
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let entries: Vec<(PathBuf, Vec<u8>)> = names.into_iter().map(|n| (path.join(&n), n.as_bytes().to_vec())).collect();
+        self.add_entries(slot, rec, entries, parent, tx)
+    }
+
+    /// Stats entries and records them in `slot`; `entries` are (path, name) sorted by name.
+    fn add_entries(&self, slot: usize, mut rec: DirRec, entries: Vec<(PathBuf, Vec<u8>)>, parent: Option<Id>, tx: &SyncSender<FileJob>) -> Result<()> {
+        let old: HashMap<Vec<u8>, Node> = match parent {
+            Some(t) => match self.repo.load_tree(self.idx, &t) {
+                Ok(nodes) => nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
+                Err(e) => {
+                    self.progress.warn(&format!("parent tree {}: {e}; reading files again", t.short()));
+                    HashMap::new()
+                }
+            },
+            None => HashMap::new(),
+        };
+        let mut jobs = Vec::new();
+        let mut subdirs = Vec::new();
+        for (p, name) in entries {
+            if self.excluded(&p) {
+                continue;
+            }
+            let m = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        self.warn(format!("{}: {e}", p.display()));
+                    }
+                    continue;
+                }
+            };
+            let mut node = fsmeta::node_from_meta(name, &m);
+            match fsmeta::read_xattrs(&p) {
+                Ok(x) => node.xattrs = x,
+                Err(e) => self.warn(format!("{}: extended attributes: {e}", p.display())),
+            }
+            let i = rec.nodes.len();
+            let mut sub = None;
+            match node.kind {
+                NodeKind::Symlink => match std::fs::read_link(&p) {
+                    Ok(t) => node.target = t.as_os_str().as_bytes().to_vec(),
+                    Err(e) => self.warn(format!("{}: {e}", p.display())),
+                },
+                NodeKind::File => {
+                    self.progress.add_total(1, node.size);
+                    let prev = old.get(&node.name).filter(|o| {
+                        o.kind == NodeKind::File && o.size == node.size && o.mtime == node.mtime && o.ctime == node.ctime && o.inode == node.inode && o.mode == node.mode
+                    });
+                    match prev {
+                        Some(o) if {
+                            let k = self.known.lock().unwrap();
+                            o.content.iter().all(|id| k.contains(id))
+                        } =>
+                        {
+                            node.content = o.content.clone();
+                            node.sizes = o.sizes.clone();
+                            self.progress.inc(1, node.size);
+                        }
+                        _ => jobs.push(FileJob { dir: slot, idx: i, path: p.clone() }),
+                    }
+                }
+                NodeKind::Dir => {
+                    let root_dev = *self.root_dev.lock().unwrap();
+                    let cross = self.opts.one_file_system && root_dev.is_some_and(|d| d != node.dev);
+                    let s = self.new_slot();
+                    sub = Some(s);
+                    let ptree = old.get(&node.name).and_then(|o| o.subtree());
+                    if cross {
+                        self.arena.lock().unwrap()[s] = Some(DirRec { path: p.clone(), nodes: vec![], sub: vec![], failed: vec![], excluded: false });
+                    } else {
+                        subdirs.push((s, p.clone(), ptree));
+                    }
+                }
+                _ => {}
+            }
+            rec.nodes.push(node);
+            rec.sub.push(sub);
+            rec.failed.push(false);
+        }
+        self.arena.lock().unwrap()[slot] = Some(rec);
+        for (s, p, t) in subdirs {
+            self.push_dir(s, p, t);
+        }
+        for j in jobs {
+            if tx.send(j).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The latest snapshot of the same host and paths.
+fn pick_parent(repo: &Repository, host: &str, paths: &[String], choice: &ParentChoice) -> Result<Option<(Id, Snapshot)>> {
+    match choice {
+        ParentChoice::None => Ok(None),
+        ParentChoice::Id(id) => repo.find_snapshot(&id.to_hex(), |_| true).map(Some),
+        ParentChoice::Auto => Ok(repo.snapshots()?.into_iter().rev().find(|(_, s)| s.host == host && s.paths == paths)),
+    }
+}
+
+/// Runs a backup and commits its snapshot.
+pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupResult> {
+    let started = Instant::now();
+    let lease = Lease::acquire(repo.backend.clone(), "backup")?;
+    // after the lease: anything a prune announced is off limits
+    let (_, dropped_blobs, dropped_packs) = load_pending(&*repo.backend)?;
+    let mut idx = repo.load_index()?;
+    let orphans = repo.find_orphans(&idx, &dropped_packs)?;
+    if !orphans.is_empty() {
+        progress.info(&format!("adopting {} pack(s) left by an interrupted backup", orphans.len()));
+    }
+    for o in &orphans {
+        idx.add(o.clone());
+    }
+    let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
+    let mut known: HashSet<Id> = idx.ids().copied().collect();
+    for b in &dropped_blobs {
+        known.remove(b);
+    }
+    let threads = if opts.threads > 0 { opts.threads } else { (par::cpus() * 2).max(4) };
+    let ctx = Ctx {
+        repo,
+        known: Mutex::new(known),
+        data: PackWriter::new(repo, repo.config.pack_size as usize),
+        chunker: repo.chunker(),
+        progress,
+        opts,
+        idx: &idx,
+        root_dev: Mutex::new(None),
+        files_read: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+        blobs_added: AtomicU64::new(0),
+        bytes_added: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        arena: Mutex::new(Vec::new()),
+        queue: Mutex::new((VecDeque::new(), 0)),
+        cv: Condvar::new(),
+        results: Mutex::new(Vec::new()),
+        first_error: Mutex::new(None),
+    };
+    progress.start("backup", None, None);
+
+    let (paths, parent, root_nodes) = match source {
+        Source::Paths(paths) => {
+            let mut abs = Vec::new();
+            for p in &paths {
+                let a = std::path::absolute(p).map_err(RepoError::io(p))?;
+                std::fs::symlink_metadata(&a).map_err(RepoError::io(&a))?;
+                abs.push(a);
+            }
+            let names: Vec<String> = abs.iter().map(|p| p.display().to_string()).collect();
+            let parent = pick_parent(repo, &host, &names, &opts.parent)?;
+            let ptree = parent.as_ref().map(|(_, s)| s.tree);
+            let single_dir = abs.len() == 1 && abs[0].is_dir() && !std::fs::symlink_metadata(&abs[0]).map(|m| m.is_symlink()).unwrap_or(false);
+            if single_dir {
+                *ctx.root_dev.lock().unwrap() = Some(std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&abs[0]).map_err(RepoError::io(&abs[0]))?));
+            }
+            let slot = ctx.new_slot();
+            let (tx, rx) = sync_channel::<FileJob>(4096);
+            let rx = Mutex::new(rx);
+            // a token for the root, so scanners wait until it is queued
+            ctx.queue.lock().unwrap().1 += 1;
+            std::thread::scope(|s| -> Result<()> {
+                for _ in 0..threads {
+                    s.spawn(|| ctx.worker(&rx));
+                }
+                let scanners: Vec<_> = (0..threads.min(8))
+                    .map(|_| {
+                        let tx = tx.clone();
+                        let c = &ctx;
+                        s.spawn(move || c.scanner(&tx))
+                    })
+                    .collect();
+                let r = if single_dir {
+                    ctx.push_dir(slot, abs[0].clone(), ptree);
+                    Ok(())
+                } else {
+                    root_entries(&abs).and_then(|entries| {
+                        let rec = DirRec { path: PathBuf::from("/"), nodes: vec![], sub: vec![], failed: vec![], excluded: false };
+                        ctx.add_entries(slot, rec, entries, ptree, &tx)
+                    })
+                };
+                {
+                    let mut q = ctx.queue.lock().unwrap();
+                    q.1 -= 1;
+                    ctx.cv.notify_all();
+                }
+                if let Err(e) = r {
+                    ctx.fail(e);
+                }
+                for h in scanners {
+                    let _ = h.join();
+                }
+                drop(tx);
+                Ok(())
+            })?;
+            (names, parent, None)
+        }
+        Source::Stream { name, reader, child } => {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(RepoError::Invalid { what: "stdin name", detail: format!("{name:?} must be a plain file name") });
+            }
+            let mut comp = Compressor::new(repo.config.compression);
+            let (mut sb, mut buf) = (Vec::new(), Vec::new());
+            progress.add_total(1, 0);
+            let (ids, sizes, n) = ctx.store_stream(reader, &mut comp, &mut sb, &mut buf)?;
+            if let Some((program, mut child)) = child {
+                let st = child.wait().map_err(|e| RepoError::CommandFailed { program: program.clone(), detail: e.to_string() })?;
+                if !st.success() {
+                    return Err(RepoError::CommandFailed { program, detail: format!("exited with {st}") });
+                }
+            }
+            ctx.files_read.fetch_add(1, Ordering::Relaxed);
+            ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
+            progress.inc(1, 0);
+            let mut node = Node::new(name.clone().into_bytes(), NodeKind::File);
+            node.mode = 0o600;
+            node.size = n;
+            let t = now();
+            node.mtime = (t.timestamp(), t.timestamp_subsec_nanos());
+            node.content = ids;
+            node.sizes = sizes;
+            (vec![format!("/{name}")], None, Some(vec![node]))
+        }
+    };
+    if let Some(e) = ctx.first_error.lock().unwrap().take() {
+        return Err(e);
+    }
+    ctx.data.flush()?;
+
+    // trees, bottom-up
+    let trees = PackWriter::new(repo, 4 << 20);
+    let mut summary = Summary::default();
+    let mut comp = Compressor::new(repo.config.compression);
+    let mut sb = Vec::new();
+    let mut store_tree = |nodes: &[Node], summary: &mut Summary| -> Result<Id> {
+        let bytes = tree::encode(nodes);
+        let (id, added) = store_blob(repo, &ctx.known, &trees, &mut comp, &mut sb, BlobKind::Tree, &bytes, tree::children(nodes))?;
+        if let Some(a) = added {
+            summary.blobs_added += 1;
+            summary.bytes_added += a;
+        }
+        Ok(id)
+    };
+    let root = match root_nodes {
+        Some(nodes) => {
+            summary.files = 1;
+            summary.total_bytes = nodes[0].size;
+            store_tree(&nodes, &mut summary)?
+        }
+        None => {
+            let mut arena: Vec<Option<DirRec>> = std::mem::take(&mut *ctx.arena.lock().unwrap());
+            for (d, i, r) in std::mem::take(&mut *ctx.results.lock().unwrap()) {
+                let rec = arena[d].as_mut().expect("results refer to scanned dirs");
+                match r {
+                    Some((ids, sizes, n)) => {
+                        rec.nodes[i].content = ids;
+                        rec.nodes[i].sizes = sizes;
+                        rec.nodes[i].size = n;
+                    }
+                    None => rec.failed[i] = true,
+                }
+            }
+            build_tree(&mut arena, 0, &mut summary, &mut store_tree)?.expect("the root is never excluded")
+        }
+    };
+    trees.flush()?;
+    let mut packs = ctx.data.take_done();
+    packs.extend(trees.take_done());
+    packs.extend(orphans);
+    if !packs.is_empty() {
+        repo.write_index(&packs)?;
+    }
+    lease.check()?;
+    summary.files_read = ctx.files_read.load(Ordering::Relaxed);
+    summary.bytes_read = ctx.bytes_read.load(Ordering::Relaxed);
+    summary.blobs_added += ctx.blobs_added.load(Ordering::Relaxed);
+    summary.bytes_added += ctx.bytes_added.load(Ordering::Relaxed);
+    summary.stored_added = ctx.data.stored.load(Ordering::Relaxed) + trees.stored.load(Ordering::Relaxed);
+    summary.errors = ctx.errors.load(Ordering::Relaxed);
+    summary.duration_s = started.elapsed().as_secs_f64();
+    let snapshot = Snapshot {
+        time: now(),
+        host,
+        username: crate::repo::username(),
+        paths,
+        tags: opts.tags.clone(),
+        tree: root,
+        parent: parent.map(|p| p.0),
+        summary,
+        program: format!("strata {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    progress.finish();
+    drop(lease);
+    Ok(BackupResult { id, errors: snapshot.summary.errors, snapshot })
+}
+
+/// The top-level entries of a multi-path backup: each path under its own name.
+fn root_entries(abs: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut entries: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for a in abs {
+        let name = a.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"root".to_vec());
+        if entries.iter().any(|(_, n)| *n == name) {
+            return Err(RepoError::Invalid {
+                what: "paths",
+                detail: format!("two paths have the same name {:?}; back them up separately", String::from_utf8_lossy(&name)),
+            });
+        }
+        entries.push((a.clone(), name));
+    }
+    entries.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(entries)
+}
+
+/// Stores the tree of arena slot `slot` (children first); None if excluded.
+fn build_tree(
+    arena: &mut Vec<Option<DirRec>>,
+    slot: usize,
+    summary: &mut Summary,
+    store: &mut impl FnMut(&[Node], &mut Summary) -> Result<Id>,
+) -> Result<Option<Id>> {
+    let mut rec = arena[slot].take().expect("every queued dir was scanned");
+    if rec.excluded {
+        return Ok(None);
+    }
+    let mut nodes = Vec::with_capacity(rec.nodes.len());
+    for (i, mut n) in std::mem::take(&mut rec.nodes).into_iter().enumerate() {
+        if rec.failed[i] {
+            continue;
+        }
+        match n.kind {
+            NodeKind::Dir => {
+                let Some(s) = rec.sub[i] else { continue };
+                match build_tree(arena, s, summary, store)? {
+                    Some(id) => {
+                        n.content = vec![id];
+                        n.sizes = vec![0];
+                    }
+                    None => continue,
+                }
+                summary.dirs += 1;
+            }
+            NodeKind::File => {
+                summary.files += 1;
+                summary.total_bytes += n.size;
+            }
+            _ => summary.others += 1,
+        }
+        nodes.push(n);
+    }
+    let _ = &rec.path;
+    Ok(Some(store(&nodes, summary)?))
+}

@@ -1,0 +1,204 @@
+//! Prune: remove what no snapshot references, without a repository lock.
+//!
+//! 1. Mark: every blob reachable from a snapshot, following the plaintext
+//!    child lists of tree blobs in the index (no decryption).
+//! 2. Plan: packs with no live blob are deleted; packs whose dead share
+//!    exceeds `max_unused_percent` are repacked; unindexed packs (left by
+//!    interrupted writers) are deleted.
+//! 3. Announce the dead blobs and the packs in `pending/` (see [`crate::lease`]),
+//!    then wait for every writer that started earlier.
+//! 4. Mark again with the snapshots and indexes that exist now; copy every
+//!    blob of a doomed pack that is live now, or that was not announced dead
+//!    (a newer writer may rely on it), unless a kept pack holds it.
+//! 5. Write the new index, delete the old index files, then the packs, then
+//!    the announcement. A kill at any point leaves a repository that checks
+//!    clean (at worst with unindexed packs, which the next prune removes).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use strata_format::index::IndexPack;
+use strata_format::pack::BlobKind;
+use strata_format::Id;
+use strata_store::Kind;
+
+use crate::error::{RepoError, Result};
+use crate::index::MemIndex;
+use crate::lease::{live_leases, load_pending, Lease, Pending};
+use crate::progress::Progress;
+use crate::repo::{PackWriter, Repository};
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Repack a pack when more than this share of its bytes is unused.
+    pub max_unused_percent: f64,
+    /// How long to wait for writers that started before this prune.
+    pub wait: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused_percent: 5.0, wait: Duration::from_secs(600), dry_run: false }
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub packs_before: usize,
+    pub packs_deleted: usize,
+    pub packs_repacked: usize,
+    pub unindexed_deleted: usize,
+    pub blobs_dead: usize,
+    pub bytes_freed: u64,
+    pub bytes_repacked: u64,
+    pub index_files_replaced: usize,
+    /// Writers older than this prune were still running after the wait; nothing was deleted.
+    pub deferred: bool,
+}
+
+/// Every blob reachable from the snapshots.
+pub fn mark(repo: &Repository, idx: &MemIndex) -> Result<HashSet<Id>> {
+    let mut used = HashSet::new();
+    let mut stack: Vec<Id> = repo.snapshots()?.into_iter().map(|s| s.1.tree).collect();
+    while let Some(t) = stack.pop() {
+        if !used.insert(t) {
+            continue;
+        }
+        let (_, e) = idx.get(&t).ok_or(RepoError::BlobMissing { id: t })?;
+        if e.kind != BlobKind::Tree {
+            return Err(RepoError::Invalid { what: "index", detail: format!("snapshot tree {} is indexed as data", t.short()) });
+        }
+        for c in &e.children {
+            match idx.get(c) {
+                Some((_, ce)) if ce.kind == BlobKind::Tree => stack.push(*c),
+                Some(_) => {
+                    used.insert(*c);
+                }
+                // refuse to prune a repository with dangling references: check first
+                None => return Err(RepoError::BlobMissing { id: *c }),
+            }
+        }
+    }
+    Ok(used)
+}
+
+pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+    let mut rep = PruneReport::default();
+    let (old_records, _, _) = load_pending(&*repo.backend)?;
+    let listed: Vec<Id> = repo.backend.list(Kind::Pack)?.iter().filter_map(|e| Id::from_hex(&e.name).ok()).collect();
+    let idx = repo.load_index()?;
+    let used = mark(repo, &idx)?;
+    rep.packs_before = listed.len();
+
+    // plan
+    let mut doomed: Vec<Id> = Vec::new();
+    let mut dead: Vec<Id> = Vec::new();
+    for p in &idx.packs {
+        let (mut live, mut total) = (0u64, 0u64);
+        let mut pack_dead = Vec::new();
+        for e in &p.header.entries {
+            total += e.length as u64;
+            if used.contains(&e.id) {
+                live += e.length as u64;
+            } else {
+                pack_dead.push(e.id);
+            }
+        }
+        let unused_pct = if total == 0 { 100.0 } else { 100.0 * (total - live) as f64 / total as f64 };
+        if live == 0 {
+            rep.packs_deleted += 1;
+        } else if unused_pct > opts.max_unused_percent {
+            rep.packs_repacked += 1;
+        } else {
+            continue;
+        }
+        rep.bytes_freed += total - live;
+        doomed.push(p.pack_id);
+        dead.extend(pack_dead);
+    }
+    let orphans: Vec<Id> = listed.iter().filter(|id| !idx.has_pack(id)).copied().collect();
+    rep.unindexed_deleted = orphans.len();
+    rep.blobs_dead = dead.len();
+    let compact = idx.files.len() > 16;
+    if opts.dry_run || (doomed.is_empty() && orphans.is_empty() && !compact && old_records.is_empty()) {
+        return Ok(rep);
+    }
+
+    // announce, then wait for older writers
+    let _lease = Lease::acquire(repo.backend.clone(), "prune")?;
+    let mut all_doomed = doomed.clone();
+    all_doomed.extend(&orphans);
+    let record = Pending::new(dead.clone(), all_doomed);
+    let rbytes = serde_json::to_vec(&record).expect("pending record serializes");
+    let rname = Id::of_stored(&rbytes).to_hex();
+    repo.backend.put(Kind::Pending, &rname, &rbytes)?;
+    let deadline = Instant::now() + opts.wait;
+    loop {
+        let older: Vec<_> = live_leases(&*repo.backend)?.into_iter().filter(|(n, l)| *n != _lease.name && l.started < record.time).collect();
+        if older.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            progress.warn(&format!("{} writer(s) older than this prune are still running; deletion deferred to the next prune", older.len()));
+            rep.deferred = true;
+            return Ok(rep);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // execute against the state as it is now
+    let idx = repo.load_index()?;
+    let used = mark(repo, &idx)?;
+    let dead: HashSet<Id> = dead.into_iter().collect();
+    let doomed: HashSet<Id> = doomed.into_iter().collect();
+    let kept_ids: HashSet<Id> = idx.packs.iter().filter(|p| !doomed.contains(&p.pack_id)).flat_map(|p| p.header.entries.iter().map(|e| e.id)).collect();
+    let data = PackWriter::new(repo, repo.config.pack_size as usize);
+    let trees = PackWriter::new(repo, 4 << 20);
+    let mut copied: HashSet<Id> = HashSet::new();
+    progress.start("repack", Some(doomed.len() as u64), None);
+    for p in idx.packs.iter().filter(|p| doomed.contains(&p.pack_id)) {
+        let need: Vec<_> = p
+            .header
+            .entries
+            .iter()
+            .filter(|e| (used.contains(&e.id) || !dead.contains(&e.id)) && !kept_ids.contains(&e.id) && !copied.contains(&e.id))
+            .collect();
+        if !need.is_empty() {
+            let bytes = repo.backend.get(Kind::Pack, &p.pack_id.to_hex())?;
+            if Id::of_stored(&bytes) != p.pack_id {
+                return Err(RepoError::BlobDamaged { id: need[0].id, pack: p.pack_id, detail: "pack contents do not match its name; run `strata check --read-data`".into() });
+            }
+            for e in need {
+                let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                // the sealed bytes move as they are: no decryption needed
+                let w = if e.kind == BlobKind::Tree { &trees } else { &data };
+                w.add(e.kind, e.id, e.children.clone(), sealed)?;
+                copied.insert(e.id);
+                rep.bytes_repacked += e.length as u64;
+            }
+        }
+        progress.inc(1, 0);
+    }
+    data.flush()?;
+    trees.flush()?;
+    progress.finish();
+    let mut new_packs: Vec<IndexPack> = idx.packs.iter().filter(|p| !doomed.contains(&p.pack_id)).cloned().collect();
+    new_packs.extend(data.take_done());
+    new_packs.extend(trees.take_done());
+    let new_name = repo.write_index(&new_packs)?;
+    for f in &idx.files {
+        if *f != new_name {
+            repo.backend.delete(Kind::Index, f)?;
+            rep.index_files_replaced += 1;
+        }
+    }
+    // orphans that a finished writer indexed in the meantime are not orphans
+    for id in doomed.iter().chain(orphans.iter().filter(|o| !idx.has_pack(o))) {
+        repo.backend.delete(Kind::Pack, &id.to_hex())?;
+    }
+    for r in old_records.iter().chain(std::iter::once(&rname)) {
+        repo.backend.delete(Kind::Pending, r)?;
+    }
+    Ok(rep)
+}

@@ -1,0 +1,388 @@
+//! Opening a repository, keys, snapshots, blobs, and pack writing.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use strata_format::index::IndexPack;
+use strata_format::keyfile::{Kdf, KeyFile};
+use strata_format::pack::{self, BlobEntry, BlobKind, PackHeader};
+use strata_format::snapshot::Snapshot;
+use strata_format::{index, tree, FormatError, Id, Keys, MasterKey};
+use strata_store::{Backend, Kind, StoreError};
+
+use crate::blob::{open_blob, Compressor};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::error::{RepoError, Result};
+use crate::index::MemIndex;
+use crate::par;
+
+/// The plaintext `config` object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    pub version: u32,
+    pub id: Id,
+    pub chunker: ChunkerParams,
+    /// Target size of data packs in bytes.
+    pub pack_size: u32,
+    /// zstd level (0 = no compression).
+    pub compression: i32,
+}
+
+/// Options of `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression: i32,
+    pub kdf: Kdf,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { chunker: ChunkerParams::default(), pack_size: 16 << 20, compression: 3, kdf: Kdf::default_params() }
+    }
+}
+
+/// An open repository: storage plus the keys to read it.
+pub struct Repository {
+    pub backend: Arc<dyn Backend>,
+    pub config: RepoConfig,
+    pub keys: Keys,
+    master: MasterKey,
+    /// The name of the key file that opened the repository.
+    pub key_name: String,
+}
+
+pub(crate) fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for 256 bytes; gethostname NUL-terminates on success.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+pub(crate) fn username() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+        // SAFETY: geteuid never fails.
+        let uid = unsafe { libc::geteuid() };
+        if uid == 0 { "root".into() } else { uid.to_string() }
+    })
+}
+
+impl Repository {
+    /// Creates a new repository in empty storage.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
+        opts.chunker.validate().map_err(|detail| RepoError::Invalid { what: "chunker", detail })?;
+        if !backend.list(Kind::Config)?.is_empty() {
+            return Err(RepoError::AlreadyExists { location: backend.location() });
+        }
+        backend.create()?;
+        let master = MasterKey::generate();
+        let mut rid = [0u8; 32];
+        getrandom::getrandom(&mut rid).expect("the OS random source failed");
+        let config = RepoConfig { version: 1, id: Id(rid), chunker: opts.chunker, pack_size: opts.pack_size, compression: opts.compression };
+        let kf = KeyFile::create(&master, password, opts.kdf, &hostname(), &username())?;
+        let bytes = kf.encode();
+        let key_name = Id::of_stored(&bytes).to_hex();
+        backend.put(Kind::Key, &key_name, &bytes)?;
+        // config last: a repository exists once its config does
+        backend.put(Kind::Config, "config", &serde_json::to_vec_pretty(&config).expect("config serializes"))?;
+        Ok(Repository { backend, keys: master.keys(), master, config, key_name })
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let raw = match backend.get(Kind::Config, "config") {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => return Err(RepoError::NotARepository { location: backend.location() }),
+            Err(e) => return Err(e.into()),
+        };
+        let config: RepoConfig = serde_json::from_slice(&raw).map_err(|e| RepoError::Invalid { what: "config", detail: e.to_string() })?;
+        if config.version != 1 {
+            return Err(RepoError::Invalid { what: "config", detail: format!("repository version {} is not supported", config.version) });
+        }
+        let mut keys = backend.list(Kind::Key)?;
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        for k in keys {
+            let kf = match backend.get(Kind::Key, &k.name).map_err(RepoError::from).and_then(|b| Ok(KeyFile::decode(&b)?)) {
+                Ok(kf) => kf,
+                Err(_) => continue,
+            };
+            match kf.open(password) {
+                Ok(master) => return Ok(Repository { backend, keys: master.keys(), master, config, key_name: k.name }),
+                Err(FormatError::WrongPassword) => continue,
+                Err(_) => continue,
+            }
+        }
+        Err(FormatError::WrongPassword.into())
+    }
+
+    pub fn chunker(&self) -> Chunker {
+        Chunker::new(self.keys.gear_table(), self.config.chunker)
+    }
+
+    // ---- keys ----
+
+    /// Adds a key file for another password; returns its name.
+    pub fn add_key(&self, password: &[u8], kdf: Kdf) -> Result<String> {
+        let kf = KeyFile::create(&self.master, password, kdf, &hostname(), &username())?;
+        let bytes = kf.encode();
+        let name = Id::of_stored(&bytes).to_hex();
+        self.backend.put(Kind::Key, &name, &bytes)?;
+        Ok(name)
+    }
+
+    /// Lists key files.
+    pub fn list_keys(&self) -> Result<Vec<(String, KeyFile)>> {
+        let mut out = Vec::new();
+        for e in self.backend.list(Kind::Key)? {
+            let kf = KeyFile::decode(&self.backend.get(Kind::Key, &e.name)?)?;
+            out.push((e.name, kf));
+        }
+        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        Ok(out)
+    }
+
+    /// Removes a key file (by name prefix); refuses the key in use and the last key.
+    pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let m: Vec<_> = keys.iter().filter(|(n, _)| n.starts_with(prefix)).collect();
+        let name = match m.as_slice() {
+            [one] => one.0.clone(),
+            [] => return Err(RepoError::Invalid { what: "key", detail: format!("no key matches {prefix:?}") }),
+            _ => return Err(RepoError::Invalid { what: "key", detail: format!("{prefix:?} matches several keys") }),
+        };
+        if name == self.key_name {
+            return Err(RepoError::Invalid { what: "key", detail: "refusing to remove the key this command was opened with; open with another password".into() });
+        }
+        self.backend.delete(Kind::Key, &name)?;
+        Ok(name)
+    }
+
+    // ---- snapshots ----
+
+    /// Loads every snapshot (parallel), oldest first. Undecodable ones are returned as errors per item.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let list = self.backend.list(Kind::Snapshot)?;
+        let loaded = par::map(&list, 8, |e| -> Result<(Id, Snapshot)> {
+            let bytes = match self.backend.get(Kind::Snapshot, &e.name) {
+                Ok(b) => b,
+                Err(StoreError::NotFound { .. }) => return Err(RepoError::NoSnapshot { spec: e.name.clone() }),
+                Err(e) => return Err(e.into()),
+            };
+            Ok((Id::from_hex(&e.name)?, Snapshot::decode(&bytes, &self.keys)?))
+        });
+        let mut out = Vec::new();
+        for r in loaded {
+            match r {
+                Ok(s) => out.push(s),
+                // deleted by a concurrent forget between list and get
+                Err(RepoError::NoSnapshot { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a hex prefix, or a full ID.
+    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(Id, Snapshot)> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all.into_iter().rev().find(|(_, s)| filter(s)).ok_or(RepoError::NoSnapshot { spec: spec.into() });
+        }
+        let m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(spec)).collect();
+        match m.len() {
+            0 => Err(RepoError::NoSnapshot { spec: spec.into() }),
+            1 => Ok(m.into_iter().next().unwrap()),
+            _ => Err(RepoError::AmbiguousSnapshot { spec: spec.into(), matches: m.iter().map(|(i, _)| i.short()).collect::<Vec<_>>().join(", ") }),
+        }
+    }
+
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        let bytes = s.encode(&self.keys);
+        let id = Id::of_stored(&bytes);
+        self.backend.put(Kind::Snapshot, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    // ---- index ----
+
+    /// Loads and verifies every index file.
+    pub fn load_index(&self) -> Result<MemIndex> {
+        let list = self.backend.list(Kind::Index)?;
+        let loaded = par::map(&list, 8, |e| -> Result<Option<(String, Vec<IndexPack>)>> {
+            match self.backend.get(Kind::Index, &e.name) {
+                Ok(b) => Ok(Some((e.name.clone(), index::decode(&b, Some(&self.keys))?))),
+                // replaced by a concurrent prune: its packs are in the newer index
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        });
+        let mut idx = MemIndex::default();
+        for r in loaded {
+            if let Some((name, packs)) = r? {
+                for p in packs {
+                    idx.add(p);
+                }
+                idx.files.push(name);
+            }
+        }
+        Ok(idx)
+    }
+
+    /// Writes an index file over `packs`; returns its name.
+    pub fn write_index(&self, packs: &[IndexPack]) -> Result<String> {
+        let bytes = index::encode(packs, &self.keys);
+        let name = Id::of_stored(&bytes).to_hex();
+        match self.backend.put(Kind::Index, &name, &bytes) {
+            Ok(()) | Err(StoreError::Exists { .. }) => Ok(name),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads the header of a pack from storage, verified.
+    pub fn read_pack_header(&self, pack_id: &Id) -> Result<PackHeader> {
+        let name = pack_id.to_hex();
+        let (tail, size) = self.backend.get_tail(Kind::Pack, &name, 64 * 1024)?;
+        let hlen = pack::parse_tail(&tail)? as u64;
+        let need = hlen + pack::TAIL_LEN as u64;
+        if need > size {
+            return Err(FormatError::Invalid { what: "pack trailer", field: "header_len", detail: "exceeds the pack".into() }.into());
+        }
+        let hbytes = if need <= tail.len() as u64 {
+            tail[tail.len() - need as usize..tail.len() - pack::TAIL_LEN].to_vec()
+        } else {
+            self.backend.get_range(Kind::Pack, &name, size - need, hlen)?
+        };
+        let h = PackHeader::decode(&hbytes, Some(&self.keys))?;
+        h.check_layout(size - need)?;
+        Ok(h)
+    }
+
+    /// Finds packs no index mentions (left by an interrupted writer) and reads
+    /// their headers, skipping `skip` (packs a prune announced for deletion).
+    pub fn find_orphans(&self, idx: &MemIndex, skip: &HashSet<Id>) -> Result<Vec<IndexPack>> {
+        let list = self.backend.list(Kind::Pack)?;
+        let orphans: Vec<Id> = list.iter().filter_map(|e| Id::from_hex(&e.name).ok()).filter(|id| !idx.has_pack(id) && !skip.contains(id)).collect();
+        let found = par::map(&orphans, 8, |id| self.read_pack_header(id).ok().map(|header| IndexPack { pack_id: *id, header }));
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    // ---- blobs ----
+
+    /// Reads, opens and verifies one blob.
+    pub fn read_blob(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
+        let (pack, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
+        let sealed = self.backend.get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
+        open_blob(&self.keys, e.kind, id, pack, &sealed, true)
+    }
+
+    /// Loads and decodes a tree.
+    pub fn load_tree(&self, idx: &MemIndex, id: &Id) -> Result<Vec<tree::Node>> {
+        Ok(tree::decode(&self.read_blob(idx, id)?)?)
+    }
+}
+
+/// Collects blobs into packs and uploads full packs; safe to share between threads.
+pub struct PackWriter<'r> {
+    repo: &'r Repository,
+    target: usize,
+    cur: Mutex<(Vec<u8>, PackHeader)>,
+    done: Mutex<Vec<IndexPack>>,
+    /// Bytes of packs uploaded.
+    pub stored: AtomicU64,
+}
+
+impl<'r> PackWriter<'r> {
+    pub fn new(repo: &'r Repository, target: usize) -> PackWriter<'r> {
+        PackWriter { repo, target, cur: Mutex::new((Vec::new(), PackHeader::default())), done: Mutex::new(Vec::new()), stored: AtomicU64::new(0) }
+    }
+
+    /// Adds a sealed blob; uploads the pack (on this thread) when it is full.
+    pub fn add(&self, kind: BlobKind, id: Id, children: Vec<Id>, sealed: &[u8]) -> Result<()> {
+        let full = {
+            let mut g = self.cur.lock().unwrap();
+            let (buf, header) = &mut *g;
+            if buf.capacity() == 0 {
+                buf.reserve(self.target + self.target / 8);
+            }
+            header.entries.push(BlobEntry { kind, id, offset: buf.len() as u32, length: sealed.len() as u32, children });
+            buf.extend_from_slice(sealed);
+            if buf.len() >= self.target {
+                Some(std::mem::take(&mut *g))
+            } else {
+                None
+            }
+        };
+        match full {
+            Some((buf, header)) => self.upload(buf, header),
+            None => Ok(()),
+        }
+    }
+
+    fn upload(&self, mut buf: Vec<u8>, header: PackHeader) -> Result<()> {
+        pack::finish_pack(&mut buf, &header, &self.repo.keys);
+        let id = Id::of_stored(&buf);
+        match self.repo.backend.put(Kind::Pack, &id.to_hex(), &buf) {
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.stored.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.done.lock().unwrap().push(IndexPack { pack_id: id, header });
+        Ok(())
+    }
+
+    /// Uploads the partly filled pack, if any.
+    pub fn flush(&self) -> Result<()> {
+        let (buf, header) = std::mem::take(&mut *self.cur.lock().unwrap());
+        if header.entries.is_empty() {
+            return Ok(());
+        }
+        self.upload(buf, header)
+    }
+
+    /// The packs uploaded so far (and not yet taken).
+    pub fn take_done(&self) -> Vec<IndexPack> {
+        std::mem::take(&mut *self.done.lock().unwrap())
+    }
+}
+
+/// Seals and stores a blob unless `known` already has it.
+pub(crate) fn store_blob(
+    repo: &Repository,
+    known: &Mutex<HashSet<Id>>,
+    writer: &PackWriter,
+    comp: &mut Compressor,
+    sealbuf: &mut Vec<u8>,
+    kind: BlobKind,
+    data: &[u8],
+    children: Vec<Id>,
+) -> Result<(Id, Option<u64>)> {
+    let id = repo.keys.blob_id(data);
+    if !known.lock().unwrap().insert(id) {
+        return Ok((id, None));
+    }
+    sealbuf.clear();
+    comp.seal_blob(&repo.keys, kind, &id, data, sealbuf);
+    writer.add(kind, id, children, sealbuf)?;
+    Ok((id, Some(sealbuf.len() as u64)))
+}
+
+/// Now, for snapshot times.
+pub(crate) fn now() -> chrono::DateTime<Utc> {
+    if let Ok(v) = std::env::var("STRATA_TESTING_NOW") {
+        // Testing only: a fixed clock (RFC 3339) so retention tests are deterministic.
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&v) {
+            return t.with_timezone(&Utc);
+        }
+    }
+    Utc::now()
+}

@@ -1,0 +1,284 @@
+//! Restore: trees first, then file content pack by pack in parallel, then
+//! metadata (directories last, deepest first, so their times stick).
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use strata_format::tree::{Node, NodeKind};
+use strata_format::Id;
+use strata_store::Kind;
+
+use crate::blob::open_blob;
+use crate::error::{RepoError, Result};
+use crate::glob::Pattern;
+use crate::index::MemIndex;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::walk::{load_trees, resolve, walk};
+use crate::{fsmeta, par};
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore only paths matching (or below a match of) one of these.
+    pub includes: Vec<Pattern>,
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RestoreStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    pub errors: u64,
+}
+
+struct Item<'a> {
+    path: PathBuf,
+    node: &'a Node,
+}
+
+/// One blob's destinations.
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+/// Restores tree `root` (optionally only `sub` below it) into `target`.
+pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, target: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreStats> {
+    // what to restore: a subtree, a single node, or everything
+    let single: Option<Node>;
+    let mut root = *root;
+    match sub.map(|s| resolve(repo, idx, &root, s)).transpose()?.flatten() {
+        Some(n) if n.kind == NodeKind::Dir => {
+            root = n.subtree().expect("dirs have a subtree");
+            single = None;
+        }
+        Some(n) => single = Some(n),
+        None => single = None,
+    }
+    let trees = if single.is_some() { HashMap::new() } else { load_trees(repo, idx, &[root])? };
+    let mut items: Vec<Item> = Vec::new();
+    match &single {
+        Some(n) => items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&n.name)), node: n }),
+        None => {
+            let mut all: Vec<(Vec<u8>, &Node)> = Vec::new();
+            walk(&trees, &root, &mut |p, n| all.push((p.to_vec(), n)))?;
+            let keep: Vec<bool> = if opts.includes.is_empty() {
+                vec![true; all.len()]
+            } else {
+                include_filter(&all, &opts.includes)
+            };
+            for ((p, n), k) in all.into_iter().zip(keep) {
+                if k {
+                    items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&p[1..])), node: n });
+                }
+            }
+        }
+    }
+    fs::create_dir_all(target).map_err(RepoError::io(target))?;
+    let fresh = fs::read_dir(target).map_err(RepoError::io(target))?.next().is_none();
+    let stats = Mutex::new(RestoreStats::default());
+    let errors = AtomicU64::new(0);
+    let warn = |msg: String| {
+        errors.fetch_add(1, Ordering::Relaxed);
+        progress.warn(&msg);
+    };
+
+    // 1. directories, links, specials; files list
+    let mut files: Vec<usize> = Vec::new();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut total_bytes = 0;
+    for (i, it) in items.iter().enumerate() {
+        let n = it.node;
+        if !fresh && n.kind != NodeKind::Dir {
+            if let Ok(m) = fs::symlink_metadata(&it.path) {
+                let r = if m.is_dir() { fs::remove_dir_all(&it.path) } else { fs::remove_file(&it.path) };
+                if let Err(e) = r {
+                    warn(format!("{}: {e}", it.path.display()));
+                }
+            }
+        }
+        match n.kind {
+            NodeKind::Dir => {
+                if let Err(e) = fs::create_dir_all(&it.path) {
+                    warn(format!("{}: {e}", it.path.display()));
+                }
+            }
+            NodeKind::File => {
+                if n.nlink > 1 {
+                    if let Some(&f) = first_link.get(&(n.dev, n.inode)) {
+                        links.push((f, i));
+                        continue;
+                    }
+                    first_link.insert((n.dev, n.inode), i);
+                }
+                total_bytes += n.size;
+                files.push(i);
+            }
+            NodeKind::Symlink => {
+                if let Err(e) = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.target), &it.path) {
+                    warn(format!("{}: {e}", it.path.display()));
+                }
+            }
+            _ => {
+                if let Err(e) = fsmeta::make_special(&it.path, n) {
+                    warn(format!("{}: {e}", it.path.display()));
+                }
+            }
+        }
+    }
+    progress.start("restore", Some(files.len() as u64), Some(total_bytes));
+
+    // 2. group blobs by pack
+    let mut by_pack: HashMap<u32, HashMap<Id, Vec<Target>>> = HashMap::new();
+    let remaining: Vec<AtomicUsize> = files.iter().map(|&i| AtomicUsize::new(items[i].node.content.len())).collect();
+    let sparse: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    for (fi, &i) in files.iter().enumerate() {
+        let n = items[i].node;
+        if n.content.is_empty() {
+            if let Err(e) = fs::File::create(&items[i].path) {
+                warn(format!("{}: {e}", items[i].path.display()));
+            }
+            progress.inc(1, 0);
+            continue;
+        }
+        let mut off = 0u64;
+        for (bi, id) in n.content.iter().enumerate() {
+            let p = idx.pack_of(id).ok_or(RepoError::BlobMissing { id: *id })?;
+            by_pack.entry(p).or_default().entry(*id).or_default().push(Target { file: fi, offset: off });
+            off += *n.sizes.get(bi).unwrap_or(&0) as u64;
+        }
+    }
+    let mut packs: Vec<(u32, HashMap<Id, Vec<Target>>)> = by_pack.into_iter().collect();
+    packs.sort_by_key(|p| p.0);
+
+    // 3. content, pack by pack
+    let threads = if opts.threads > 0 { opts.threads } else { (par::cpus() * 2).max(4) };
+    let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
+        let path = &items[files[fi]].path;
+        let f = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+        f.write_all_at(data, offset)
+    };
+    let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
+    par::map(&packs, threads, |(pi, blobs)| {
+        if fatal.lock().unwrap().is_some() {
+            return;
+        }
+        let r = (|| -> Result<()> {
+            let pack = &idx.packs[*pi as usize];
+            let mut entries: Vec<_> = pack.header.entries.iter().filter(|e| blobs.contains_key(&e.id)).collect();
+            entries.sort_by_key(|e| e.offset);
+            let start = entries.first().map(|e| e.offset as u64).unwrap_or(0);
+            let end = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
+            let useful: u64 = entries.iter().map(|e| e.length as u64).sum();
+            let whole = (end - start) <= useful * 2;
+            let span = if whole { Some(repo.backend.get_range(Kind::Pack, &pack.pack_id.to_hex(), start, end - start)?) } else { None };
+            for e in entries {
+                let sealed = match &span {
+                    Some(s) => s[(e.offset as u64 - start) as usize..(e.offset as u64 - start + e.length as u64) as usize].to_vec(),
+                    None => repo.backend.get_range(Kind::Pack, &pack.pack_id.to_hex(), e.offset as u64, e.length as u64)?,
+                };
+                let data = open_blob(&repo.keys, e.kind, &e.id, &pack.pack_id, &sealed, true)?;
+                let zero = data.iter().all(|&b| b == 0);
+                for t in &blobs[&e.id] {
+                    if zero {
+                        sparse[t.file].store(true, Ordering::Relaxed);
+                    } else if let Err(err) = write_one(t.file, t.offset, &data) {
+                        warn(format!("{}: {err}", items[files[t.file]].path.display()));
+                    }
+                    progress.inc(0, data.len() as u64);
+                    if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        progress.inc(1, 0);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            fatal.lock().unwrap().get_or_insert(e);
+        }
+    });
+    if let Some(e) = fatal.into_inner().unwrap() {
+        return Err(e);
+    }
+    // sparse files: zero blobs were skipped, so extend to the full size (holes)
+    for (fi, s) in sparse.iter().enumerate() {
+        if s.load(Ordering::Relaxed) {
+            let it = &items[files[fi]];
+            let r = OpenOptions::new().write(true).create(true).truncate(false).open(&it.path).and_then(|f| f.set_len(it.node.size));
+            if let Err(e) = r {
+                warn(format!("{}: {e}", it.path.display()));
+            }
+        }
+    }
+    for (f, l) in &links {
+        if let Err(e) = fs::hard_link(&items[*f].path, &items[*l].path) {
+            warn(format!("{}: {e}", items[*l].path.display()));
+        }
+    }
+
+    // 4. metadata: everything but directories in parallel, then directories deepest first
+    let as_root = fsmeta::is_root();
+    let non_dirs: Vec<&Item> = items.iter().filter(|it| it.node.kind != NodeKind::Dir).collect();
+    par::map(&non_dirs, threads, |it| {
+        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
+            warn(format!("{}: metadata: {e}", it.path.display()));
+        }
+    });
+    let mut dirs: Vec<&Item> = items.iter().filter(|it| it.node.kind == NodeKind::Dir).collect();
+    dirs.sort_by_key(|it| std::cmp::Reverse(it.path.as_os_str().len()));
+    for it in &dirs {
+        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
+            warn(format!("{}: metadata: {e}", it.path.display()));
+        }
+    }
+    progress.finish();
+    let mut s = stats.into_inner().unwrap();
+    s.files = files.len() as u64 + links.len() as u64;
+    s.dirs = dirs.len() as u64;
+    s.others = (items.len() - files.len() - links.len() - dirs.len()) as u64;
+    s.bytes = total_bytes;
+    s.errors = errors.load(Ordering::Relaxed);
+    Ok(s)
+}
+
+/// Which walked entries to restore: matches, everything below a match, and
+/// the directories above a match.
+fn include_filter(all: &[(Vec<u8>, &Node)], pats: &[Pattern]) -> Vec<bool> {
+    let mut keep = vec![false; all.len()];
+    let mut matched_prefixes: Vec<Vec<u8>> = Vec::new();
+    for (i, (p, _)) in all.iter().enumerate() {
+        let below = matched_prefixes.iter().any(|m| p.starts_with(m) && p.get(m.len()) == Some(&b'/'));
+        if below || pats.iter().any(|pat| pat.matches(p)) {
+            keep[i] = true;
+            if !below {
+                matched_prefixes.push(p.clone());
+            }
+        }
+    }
+    // ancestors of kept entries
+    let kept: Vec<Vec<u8>> = all.iter().zip(&keep).filter(|(_, k)| **k).map(|((p, _), _)| p.clone()).collect();
+    let mut ancestors = std::collections::HashSet::new();
+    for p in kept {
+        let mut q = p.as_slice();
+        while let Some(pos) = q.iter().rposition(|&b| b == b'/') {
+            q = &q[..pos];
+            if q.is_empty() || !ancestors.insert(q.to_vec()) {
+                break;
+            }
+        }
+    }
+    for (i, (p, n)) in all.iter().enumerate() {
+        if n.kind == NodeKind::Dir && ancestors.contains(p) {
+            keep[i] = true;
+        }
+    }
+    keep
+}

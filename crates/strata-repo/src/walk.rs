@@ -1,0 +1,80 @@
+//! Loading and walking snapshot trees.
+
+use std::collections::{HashMap, HashSet};
+
+use strata_format::tree::{Node, NodeKind};
+use strata_format::Id;
+
+use crate::error::{RepoError, Result};
+use crate::index::MemIndex;
+use crate::par;
+use crate::repo::Repository;
+
+/// Every tree reachable from `roots`, loaded level by level in parallel.
+pub fn load_trees(repo: &Repository, idx: &MemIndex, roots: &[Id]) -> Result<HashMap<Id, Vec<Node>>> {
+    let mut out: HashMap<Id, Vec<Node>> = HashMap::new();
+    let mut seen: HashSet<Id> = roots.iter().copied().collect();
+    let mut level: Vec<Id> = seen.iter().copied().collect();
+    while !level.is_empty() {
+        let loaded = par::try_map(&level, 8, |id| repo.load_tree(idx, id).map(|t| (*id, t)))?;
+        let mut next = Vec::new();
+        for (id, nodes) in loaded {
+            for n in &nodes {
+                if let Some(s) = n.subtree() {
+                    if seen.insert(s) {
+                        next.push(s);
+                    }
+                }
+            }
+            out.insert(id, nodes);
+        }
+        level = next;
+    }
+    Ok(out)
+}
+
+/// Depth-first pre-order walk over loaded trees; `f(path, node)` with paths
+/// like `/a/b` (relative to the root).
+pub fn walk<'a>(trees: &'a HashMap<Id, Vec<Node>>, root: &Id, f: &mut impl FnMut(&[u8], &'a Node)) -> Result<()> {
+    fn rec<'a>(trees: &'a HashMap<Id, Vec<Node>>, id: &Id, prefix: &mut Vec<u8>, f: &mut impl FnMut(&[u8], &'a Node)) -> Result<()> {
+        let nodes = trees.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
+        for n in nodes {
+            let len = prefix.len();
+            prefix.push(b'/');
+            prefix.extend_from_slice(&n.name);
+            f(prefix, n);
+            if let Some(s) = n.subtree() {
+                rec(trees, &s, prefix, f)?;
+            }
+            prefix.truncate(len);
+        }
+        Ok(())
+    }
+    rec(trees, root, &mut Vec::new(), f)
+}
+
+/// Resolves `sub` (like `/etc/hosts` or `etc`) below `root`: the node, or
+/// `None` for the root itself.
+pub fn resolve(repo: &Repository, idx: &MemIndex, root: &Id, sub: &str) -> Result<Option<Node>> {
+    let mut cur = *root;
+    let mut found: Option<Node> = None;
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if let Some(n) = &found {
+            cur = n.subtree().ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?;
+        }
+        let nodes = repo.load_tree(idx, &cur)?;
+        found = Some(nodes.into_iter().find(|n| n.name == part.as_bytes()).ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?);
+    }
+    Ok(found)
+}
+
+/// `ls -l`-like line for a node.
+pub fn describe(path: &[u8], n: &Node) -> String {
+    let p = String::from_utf8_lossy(path);
+    let mut s = format!("{}{:04o} {:>6} {:>6} {:>12} {} {}", n.kind.letter(), n.mode, n.uid, n.gid, n.size, crate::fmt_time(n.mtime.0), p);
+    if n.kind == NodeKind::Symlink {
+        s.push_str(" -> ");
+        s.push_str(&String::from_utf8_lossy(&n.target));
+    }
+    s
+}

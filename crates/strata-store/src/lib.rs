@@ -1,0 +1,104 @@
+//! strata-store: where repository objects live.
+//!
+//! A backend stores named objects of a few kinds. The engine never sees
+//! paths or URLs, only this trait, so local directories, S3 and the strata
+//! server are interchangeable.
+//!
+//! Durability contract, per method:
+//! - [`Backend::put`] returns only when the object is durable under its final
+//!   name (local: written to a temporary file, fsynced, hard-linked into place,
+//!   directory fsynced). It never replaces an existing object: putting a name
+//!   that exists returns [`StoreError::Exists`]. A reader never sees a partial
+//!   object.
+//! - [`Backend::replace`] is `put` that may replace (only for `Lease` objects).
+//! - [`Backend::delete`] of a missing object succeeds.
+//! - [`Backend::list`] reflects every completed `put` and `delete`.
+
+mod local;
+
+pub use local::LocalBackend;
+
+use thiserror::Error;
+
+/// The kinds of object in a repository; each lives under its own prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `config`: the single repository description.
+    Config,
+    /// `keys/`: wrapped master keys.
+    Key,
+    /// `snapshots/`.
+    Snapshot,
+    /// `index/`.
+    Index,
+    /// `data/xx/`: packs.
+    Pack,
+    /// `leases/`: writers in progress (mutable).
+    Lease,
+    /// `pending/`: deletions announced by prune.
+    Pending,
+}
+
+impl Kind {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Key => "keys",
+            Kind::Snapshot => "snapshots",
+            Kind::Index => "index",
+            Kind::Pack => "data",
+            Kind::Lease => "leases",
+            Kind::Pending => "pending",
+        }
+    }
+    pub const ALL: [Kind; 7] = [Kind::Config, Kind::Key, Kind::Snapshot, Kind::Index, Kind::Pack, Kind::Lease, Kind::Pending];
+}
+
+/// A storage failure.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{kind:?} object {name} not found")]
+    NotFound { kind: Kind, name: String },
+    #[error("{kind:?} object {name} already exists (objects are never overwritten)")]
+    Exists { kind: Kind, name: String },
+    #[error("invalid object name {name:?}")]
+    BadName { name: String },
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: String, source: std::io::Error },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An object listing entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub size: u64,
+    /// Seconds since the epoch of the last write.
+    pub mtime: i64,
+}
+
+/// A place that stores repository objects.
+pub trait Backend: Send + Sync {
+    /// A human-readable location (for messages).
+    fn location(&self) -> String;
+    /// Creates the layout of an empty repository; fails if `config` exists.
+    fn create(&self) -> Result<()>;
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Reads the last `len` bytes (or the whole object if shorter), and returns the total size.
+    fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)>;
+    fn list(&self, kind: Kind) -> Result<Vec<Entry>>;
+    fn delete(&self, kind: Kind, name: &str) -> Result<()>;
+}
+
+/// Object names are lowercase hex or `[a-z0-9-]`; nothing that could escape a prefix.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(StoreError::BadName { name: name.into() });
+    }
+    Ok(())
+}

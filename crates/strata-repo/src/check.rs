@@ -77,6 +77,10 @@ fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), Strin
 
 pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
+    // a reader lease: a concurrent prune waits before deleting what we read
+    let _lease = crate::lease::Lease::acquire(repo.backend.clone(), "check")?;
+    // snapshots before the index (see prune::mark)
+    let snaps = repo.snapshots()?;
     let idx = repo.load_index()?;
     rep.packs = idx.packs.len();
     rep.blobs = idx.blob_count();
@@ -97,7 +101,6 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     rep.unindexed_packs = listed.keys().filter(|id| !idx.has_pack(id)).count();
 
     // snapshots and trees: every referenced blob is indexed
-    let snaps = repo.snapshots()?;
     rep.snapshots = snaps.len();
     progress.start("check trees", Some(snaps.len() as u64), None);
     let roots: Vec<Id> = snaps.iter().map(|s| s.1.tree).collect();

@@ -14,6 +14,8 @@ pub struct MemIndex {
     blobs: HashMap<Id, (u32, u32)>,
     /// Names of the index files loaded.
     pub files: Vec<String>,
+    /// Stored bytes of blobs present in more than one pack (beyond the first copy).
+    pub duplicate_bytes: u64,
 }
 
 impl MemIndex {
@@ -24,7 +26,12 @@ impl MemIndex {
         }
         let pi = self.packs.len() as u32;
         for (ei, e) in p.header.entries.iter().enumerate() {
-            self.blobs.entry(e.id).or_insert((pi, ei as u32));
+            match self.blobs.entry(e.id) {
+                std::collections::hash_map::Entry::Occupied(_) => self.duplicate_bytes += e.length as u64,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((pi, ei as u32));
+                }
+            }
         }
         self.pack_pos.insert(p.pack_id, pi);
         self.packs.push(p);

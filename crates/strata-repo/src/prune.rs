@@ -57,10 +57,12 @@ pub struct PruneReport {
     pub deferred: bool,
 }
 
-/// Every blob reachable from the snapshots.
-pub fn mark(repo: &Repository, idx: &MemIndex) -> Result<HashSet<Id>> {
+/// Every blob reachable from `roots`. The snapshots must have been listed
+/// before the index was loaded: a snapshot is written after its index, so
+/// listing in that order never sees a snapshot whose index is missing.
+pub fn mark(roots: Vec<Id>, idx: &MemIndex) -> Result<HashSet<Id>> {
     let mut used = HashSet::new();
-    let mut stack: Vec<Id> = repo.snapshots()?.into_iter().map(|s| s.1.tree).collect();
+    let mut stack = roots;
     while let Some(t) = stack.pop() {
         if !used.insert(t) {
             continue;
@@ -83,12 +85,17 @@ pub fn mark(repo: &Repository, idx: &MemIndex) -> Result<HashSet<Id>> {
     Ok(used)
 }
 
+fn snapshot_roots(repo: &Repository) -> Result<Vec<Id>> {
+    Ok(repo.snapshots()?.into_iter().map(|s| s.1.tree).collect())
+}
+
 pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
     let mut rep = PruneReport::default();
     let (old_records, _, _) = load_pending(&*repo.backend)?;
     let listed: Vec<Id> = repo.backend.list(Kind::Pack)?.iter().filter_map(|e| Id::from_hex(&e.name).ok()).collect();
+    let roots = snapshot_roots(repo)?;
     let idx = repo.load_index()?;
-    let used = mark(repo, &idx)?;
+    let used = mark(roots, &idx)?;
     rep.packs_before = listed.len();
 
     // plan
@@ -148,8 +155,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     }
 
     // execute against the state as it is now
+    let roots = snapshot_roots(repo)?;
     let idx = repo.load_index()?;
-    let used = mark(repo, &idx)?;
+    let used = mark(roots, &idx)?;
     let dead: HashSet<Id> = dead.into_iter().collect();
     let doomed: HashSet<Id> = doomed.into_iter().collect();
     let kept_ids: HashSet<Id> = idx.packs.iter().filter(|p| !doomed.contains(&p.pack_id)).flat_map(|p| p.header.entries.iter().map(|e| e.id)).collect();

@@ -186,12 +186,14 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
                     None => repo.backend.get_range(Kind::Pack, &pack.pack_id.to_hex(), e.offset as u64, e.length as u64)?,
                 };
                 let data = open_blob(&repo.keys, e.kind, &e.id, &pack.pack_id, &sealed, true)?;
-                let zero = data.iter().all(|&b| b == 0);
                 for t in &blobs[&e.id] {
-                    if zero {
-                        sparse[t.file].store(true, Ordering::Relaxed);
-                    } else if let Err(err) = write_one(t.file, t.offset, &data) {
-                        warn(format!("{}: {err}", items[files[t.file]].path.display()));
+                    match write_sparse(&data, t.offset, |off, d| write_one(t.file, off, d)) {
+                        Ok(skipped) => {
+                            if skipped {
+                                sparse[t.file].store(true, Ordering::Relaxed);
+                            }
+                        }
+                        Err(err) => warn(format!("{}: {err}", items[files[t.file]].path.display())),
                     }
                     progress.inc(0, data.len() as u64);
                     if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -208,7 +210,7 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
     if let Some(e) = fatal.into_inner().unwrap() {
         return Err(e);
     }
-    // sparse files: zero blobs were skipped, so extend to the full size (holes)
+    // sparse files: zero blocks were skipped, so extend to the full size (holes)
     for (fi, s) in sparse.iter().enumerate() {
         if s.load(Ordering::Relaxed) {
             let it = &items[files[fi]];
@@ -281,4 +283,54 @@ fn include_filter(all: &[(Vec<u8>, &Node)], pats: &[Pattern]) -> Vec<bool> {
         }
     }
     keep
+}
+
+const BLOCK: u64 = 4096;
+
+/// Writes `data` at `offset`, skipping file-system blocks that are all zero
+/// (they become holes). Returns whether anything was skipped.
+fn write_sparse(data: &[u8], offset: u64, mut write: impl FnMut(u64, &[u8]) -> std::io::Result<()>) -> std::io::Result<bool> {
+    let mut skipped = false;
+    let mut run_start: Option<usize> = None;
+    let mut i = 0usize;
+    while i < data.len() {
+        // blocks aligned to the file offset
+        let next = (((offset + i as u64) / BLOCK + 1) * BLOCK - offset) as usize;
+        let end = next.min(data.len());
+        let zero = end - i == BLOCK as usize && data[i..end].iter().all(|&b| b == 0);
+        if zero {
+            skipped = true;
+            if let Some(s) = run_start.take() {
+                write(offset + s as u64, &data[s..i])?;
+            }
+        } else if run_start.is_none() {
+            run_start = Some(i);
+        }
+        i = end;
+    }
+    if let Some(s) = run_start {
+        write(offset + s as u64, &data[s..])?;
+    }
+    Ok(skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_sparse;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sparse_writes_reassemble(offset in 0u64..10000, blocks in proptest::collection::vec((any::<bool>(), 1usize..9000), 0..8)) {
+            let mut data = Vec::new();
+            for (zero, n) in blocks {
+                data.extend((0..n).map(|i| if zero { 0 } else { (i % 251) as u8 + 1 }));
+            }
+            let mut out = vec![0u8; offset as usize + data.len()];
+            let mut written = 0;
+            write_sparse(&data, offset, |o, d| { out[o as usize..o as usize + d.len()].copy_from_slice(d); written += d.len(); Ok(()) }).unwrap();
+            prop_assert_eq!(&out[offset as usize..], &data[..]);
+            prop_assert!(written <= data.len());
+        }
+    }
 }

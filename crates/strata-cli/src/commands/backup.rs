@@ -44,9 +44,12 @@ pub struct Backup {
     /// File name for --stdin / --command data.
     #[arg(long, default_value = "stdin")]
     pub stdin_name: String,
-    /// Back up the standard output of a command (after `--`); the backup fails if the command does.
-    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "PROG ARGS")]
-    pub command: Vec<String>,
+    /// Back up the standard output of the command given after `--`; the backup fails if the command does.
+    #[arg(long, requires = "argv")]
+    pub command: bool,
+    /// The command for --command: `-- PROG ARGS...` (run directly, no shell).
+    #[arg(last = true, value_name = "PROG ARGS")]
+    pub argv: Vec<String>,
     /// Worker threads (default: 2 per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -82,11 +85,11 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
             bail!("--stdin takes no paths");
         }
         Source::Stream { name: c.stdin_name.clone(), reader: Box::new(std::io::stdin()), child: None }
-    } else if !c.command.is_empty() {
+    } else if c.command {
         if !c.paths.is_empty() {
             bail!("--command takes no paths (put the command's arguments after --)");
         }
-        let (prog, args) = c.command.split_first().unwrap();
+        let (prog, args) = c.argv.split_first().unwrap();
         let mut child = Command::new(prog)
             .args(args)
             .stdin(Stdio::null())
@@ -97,6 +100,9 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
         let out = child.stdout.take().unwrap();
         Source::Stream { name: c.stdin_name.clone(), reader: Box::new(out), child: Some((prog.clone(), child)) }
     } else {
+        if !c.argv.is_empty() {
+            bail!("arguments after -- are only for --command");
+        }
         if c.paths.is_empty() {
             bail!("nothing to back up\nhint: give paths, or --stdin, or --command -- PROG ARGS");
         }

@@ -5,15 +5,22 @@ use strata_repo::{InitOptions, Repository};
 use super::Global;
 
 #[derive(Args, Debug)]
-pub struct Init {}
+pub struct Init {
+    /// Target size of data packs in MiB (bigger means fewer objects on S3).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub pack_size: u32,
+    /// zstd compression level (0 disables compression).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub compression: i32,
+}
 
-pub fn run(g: &Global, _c: Init) -> Result<u8> {
+pub fn run(g: &Global, c: Init) -> Result<u8> {
     let backend = g.backend()?;
     let pw = g.password()?;
     if pw.is_empty() {
         anyhow::bail!("the password is empty\nhint: choose a non-empty password");
     }
-    let repo = Repository::init(backend, &pw, InitOptions::default())?;
+    let repo = Repository::init(backend, &pw, InitOptions { pack_size: c.pack_size << 20, compression: c.compression, ..InitOptions::default() })?;
     if g.json {
         super::print_json(&serde_json::json!({"id": repo.config.id, "location": repo.backend.location()}))?;
     } else if !g.quiet {

@@ -28,6 +28,8 @@ pub struct Restore {
 
 pub fn run(g: &Global, c: Restore) -> Result<u8> {
     let repo = g.open()?;
+    // a reader lease: a concurrent prune waits for this restore before deleting packs
+    let _lease = strata_repo::lease::Lease::acquire(repo.backend.clone(), "restore")?;
     let (spec, sub) = match c.snapshot.split_once(':') {
         Some((s, p)) => (s.to_string(), Some(p.to_string())),
         None => (c.snapshot.clone(), None),

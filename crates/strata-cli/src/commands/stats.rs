@@ -24,6 +24,7 @@ pub fn run(g: &Global, _c: Stats) -> Result<u8> {
         "data_blob_bytes": idx.stored_bytes(BlobKind::Data),
         "tree_blob_bytes": idx.stored_bytes(BlobKind::Tree),
         "pack_bytes": stored,
+        "duplicate_blob_bytes": idx.duplicate_bytes,
         "index_bytes": index_bytes,
         "logical_bytes_all_snapshots": logical,
         "logical_bytes_latest": latest,

@@ -72,12 +72,34 @@ impl Term {
     }
 
     fn line(&self) -> String {
-        let (f, b) = (self.files.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed));
-        let (tf, tb) = (self.total_files.load(Ordering::Relaxed), self.total_bytes.load(Ordering::Relaxed));
-        let secs = self.started.lock().unwrap().elapsed().as_secs_f64().max(0.001);
+        let (f, b) = (
+            self.files.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        );
+        let (tf, tb) = (
+            self.total_files.load(Ordering::Relaxed),
+            self.total_bytes.load(Ordering::Relaxed),
+        );
+        let secs = self
+            .started
+            .lock()
+            .unwrap()
+            .elapsed()
+            .as_secs_f64()
+            .max(0.001);
         let rate = b as f64 / secs;
-        let eta = if rate > 0.0 && tb > b { format!(", ETA {:.0} s", (tb - b) as f64 / rate) } else { String::new() };
-        format!("{}: {f}/{tf} files, {}/{}, {}/s{eta}", self.phase.lock().unwrap(), bytes(b), bytes(tb), bytes(rate as u64))
+        let eta = if rate > 0.0 && tb > b {
+            format!(", ETA {:.0} s", (tb - b) as f64 / rate)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: {f}/{tf} files, {}/{}, {}/s{eta}",
+            self.phase.lock().unwrap(),
+            bytes(b),
+            bytes(tb),
+            bytes(rate as u64)
+        )
     }
 
     fn maybe_log(&self) {
@@ -97,14 +119,17 @@ impl Progress for Term {
         *self.phase.lock().unwrap() = phase.to_string();
         self.files.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
-        self.total_files.store(files.unwrap_or(0), Ordering::Relaxed);
-        self.total_bytes.store(bytes.unwrap_or(0), Ordering::Relaxed);
+        self.total_files
+            .store(files.unwrap_or(0), Ordering::Relaxed);
+        self.total_bytes
+            .store(bytes.unwrap_or(0), Ordering::Relaxed);
         *self.started.lock().unwrap() = Instant::now();
         *self.last_log.lock().unwrap() = Instant::now();
         if self.quiet || !self.tty {
             return;
         }
-        let pb = ProgressBar::with_draw_target(bytes.or(Some(0)), ProgressDrawTarget::stderr_with_hz(8));
+        let pb =
+            ProgressBar::with_draw_target(bytes.or(Some(0)), ProgressDrawTarget::stderr_with_hz(8));
         pb.set_style(
             ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
                 .unwrap(),
@@ -127,7 +152,10 @@ impl Progress for Term {
         if let Some(pb) = &*self.bar.lock().unwrap() {
             pb.inc(bytes);
             if files > 0 {
-                pb.set_message(format!("{f}/{} files", self.total_files.load(Ordering::Relaxed)));
+                pb.set_message(format!(
+                    "{f}/{} files",
+                    self.total_files.load(Ordering::Relaxed)
+                ));
             }
         }
         self.maybe_log();

@@ -65,12 +65,15 @@ impl PasswordSource {
     /// The password, or a clear error saying how to give one.
     pub fn get(&self) -> Result<Vec<u8>> {
         if let Some(f) = &self.file {
-            let p = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+            let p = std::fs::read(f)
+                .with_context(|| format!("reading password file {}", f.display()))?;
             return Ok(trim_newline(p));
         }
         if let Some(c) = &self.command {
             let words = split_words(c)?;
-            let Some((prog, args)) = words.split_first() else { bail!("--password-command is empty") };
+            let Some((prog, args)) = words.split_first() else {
+                bail!("--password-command is empty")
+            };
             let out = Command::new(prog)
                 .args(args)
                 .stdin(Stdio::null())
@@ -95,7 +98,10 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(split_words("pass show 'my repo' \"a b\" c\\ d").unwrap(), vec!["pass", "show", "my repo", "a b", "c d"]);
+        assert_eq!(
+            split_words("pass show 'my repo' \"a b\" c\\ d").unwrap(),
+            vec!["pass", "show", "my repo", "a b", "c d"]
+        );
         assert!(split_words("a 'b").is_err());
         assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
     }

@@ -11,15 +11,45 @@ fn setxattr(p: &std::path::Path, k: &str, v: &[u8]) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     let ck = std::ffi::CString::new(k).unwrap();
-    let r = unsafe { libc::lsetxattr(c.as_ptr(), ck.as_ptr(), v.as_ptr() as *const libc::c_void, v.len(), 0) };
-    assert_eq!(r, 0, "setxattr {k} on {}: {}", p.display(), std::io::Error::last_os_error());
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            ck.as_ptr(),
+            v.as_ptr() as *const libc::c_void,
+            v.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {k} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn set_mtime(p: &std::path::Path, secs: i64, nsec: i64) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    let ts = [libc::timespec { tv_sec: secs, tv_nsec: nsec }, libc::timespec { tv_sec: secs, tv_nsec: nsec }];
-    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let ts = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nsec,
+        },
+    ];
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
 }
 
 /// A tree with every kind of entry and metadata strata must keep.
@@ -45,15 +75,28 @@ fn special_tree(root: &std::path::Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0);
     if unsafe { libc::geteuid() } == 0 {
         let c = std::ffi::CString::new(s.join("null").to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) },
+            0
+        );
         std::os::unix::fs::lchown(s.join("modes"), Some(1234), Some(5678)).unwrap();
         std::os::unix::fs::lchown(s.join("link"), Some(4321), Some(8765)).unwrap();
     }
     setxattr(&s.join("modes"), "user.comment", b"kept \0 binary");
     setxattr(&s.join("empty-dir"), "user.dir", b"on a directory");
     if have("setfacl") {
-        assert!(Command::new("setfacl").args(["-m", "u:1234:rw,g:5678:r"]).arg(s.join("hard1")).status().unwrap().success());
-        assert!(Command::new("setfacl").args(["-d", "-m", "u:1234:rwx"]).arg(s.join("empty-dir")).status().unwrap().success());
+        assert!(Command::new("setfacl")
+            .args(["-m", "u:1234:rw,g:5678:r"])
+            .arg(s.join("hard1"))
+            .status()
+            .unwrap()
+            .success());
+        assert!(Command::new("setfacl")
+            .args(["-d", "-m", "u:1234:rwx"])
+            .arg(s.join("empty-dir"))
+            .status()
+            .unwrap()
+            .success());
     }
     set_mtime(&s.join("empty"), 1_000_000_000, 123_456_789);
     set_mtime(&s.join("link"), 1_100_000_000, 5);
@@ -74,26 +117,57 @@ fn round_trip_keeps_every_file_type_and_metadata() {
     // holes stay holes
     let m = std::fs::metadata(out.join("special/sparse")).unwrap();
     assert_eq!(m.len(), 80 << 20);
-    assert!(m.blocks() * 512 < 8 << 20, "sparse file restored with {} bytes allocated", m.blocks() * 512);
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "sparse file restored with {} bytes allocated",
+        m.blocks() * 512
+    );
     if have("getfacl") {
-        let acl = Command::new("getfacl").arg("-p").arg(out.join("special/hard1")).output().unwrap();
-        assert!(String::from_utf8_lossy(&acl.stdout).contains("user:1234:rw-"), "ACL lost");
+        let acl = Command::new("getfacl")
+            .arg("-p")
+            .arg(out.join("special/hard1"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&acl.stdout).contains("user:1234:rw-"),
+            "ACL lost"
+        );
     }
 
     // part of a snapshot: SNAP:path and --include
     let part = env.path("part");
-    env.ok(&["restore", "latest:/special", "--target", part.to_str().unwrap()]);
-    assert_eq!(std::fs::read(part.join("hard1")).unwrap(), std::fs::read(src.join("special/hard1")).unwrap());
+    env.ok(&[
+        "restore",
+        "latest:/special",
+        "--target",
+        part.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(part.join("hard1")).unwrap(),
+        std::fs::read(src.join("special/hard1")).unwrap()
+    );
     assert!(!part.join("d0").exists());
     let inc = env.path("inc");
-    env.ok(&["restore", "latest", "--target", inc.to_str().unwrap(), "--include", "/d2/**", "--include", "f3.dat"]);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        inc.to_str().unwrap(),
+        "--include",
+        "/d2/**",
+        "--include",
+        "f3.dat",
+    ]);
     assert!(inc.join("d2/s2/f2.dat").exists());
     assert!(inc.join("d3/s0/f3.dat").exists());
     assert!(!inc.join("d1").exists() && !inc.join("special").exists());
 
     // ls and diff
     let ls = env.ok(&["ls", "latest", "/special"]);
-    assert!(ls.contains("/special/sparse") && ls.contains("/special/fifo"), "{ls}");
+    assert!(
+        ls.contains("/special/sparse") && ls.contains("/special/fifo"),
+        "{ls}"
+    );
     std::fs::write(src.join("d0/new.txt"), b"new").unwrap();
     std::fs::remove_file(src.join("special/empty")).unwrap();
     std::fs::write(src.join("d1/s1/f1.dat"), b"changed").unwrap();
@@ -121,7 +195,10 @@ fn unchanged_backup_reads_nothing_and_adds_almost_nothing() {
     assert_eq!(b["summary"]["bytes_added"], 0);
     assert_eq!(b["parent"], a["snapshot_id"]);
     let growth = du_bytes(&env.repo) - repo_before;
-    assert!(growth * 1000 < total, "no-change backup grew the repo by {growth} of {total}");
+    assert!(
+        growth * 1000 < total,
+        "no-change backup grew the repo by {growth} of {total}"
+    );
 
     // change 1 % of files by appending: only those are read, little is stored
     let mut changed = 0u64;
@@ -136,7 +213,10 @@ fn unchanged_backup_reads_nothing_and_adds_almost_nothing() {
     let c = env.backup(&src);
     assert_eq!(c["summary"]["files_read"], 3);
     let added = du_bytes(&env.repo) - before;
-    assert!(added < 2 * changed, "next-day backup stored {added} for {changed} changed bytes");
+    assert!(
+        added < 2 * changed,
+        "next-day backup stored {added} for {changed} changed bytes"
+    );
 }
 
 #[test]
@@ -145,19 +225,37 @@ fn storage_sees_only_ciphertext_and_damage_is_located() {
     let src = env.path("src");
     let marker = "STRATA-SECRET-MARKER-7f3a9c";
     make_tree(&src, 3, 30, 1);
-    std::fs::write(src.join("d0/secret.txt"), format!("header {marker} trailer")).unwrap();
+    std::fs::write(
+        src.join("d0/secret.txt"),
+        format!("header {marker} trailer"),
+    )
+    .unwrap();
     std::fs::write(src.join("d1/repeated.txt"), marker.repeat(100_000)).unwrap();
     std::fs::write(src.join(format!("d2/{marker}.name")), b"x").unwrap();
     env.init();
     env.backup(&src);
     let all = repo_bytes(&env.repo);
     assert!(all.len() > 100_000);
-    for needle in [marker.as_bytes(), b"SECRET-MARKER", b"header ", &marker.as_bytes()[..12]] {
-        assert!(!all.windows(needle.len()).any(|w| w == needle), "{:?} found in repository bytes", String::from_utf8_lossy(needle));
+    for needle in [
+        marker.as_bytes(),
+        b"SECRET-MARKER",
+        b"header ",
+        &marker.as_bytes()[..12],
+    ] {
+        assert!(
+            !all.windows(needle.len()).any(|w| w == needle),
+            "{:?} found in repository bytes",
+            String::from_utf8_lossy(needle)
+        );
     }
 
     // wrong password: one clear line, exit 1
-    let o = env.cmd().env("STRATA_PASSWORD", "wrong").args(["snapshots"]).output().unwrap();
+    let o = env
+        .cmd()
+        .env("STRATA_PASSWORD", "wrong")
+        .args(["snapshots"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -177,7 +275,10 @@ fn storage_sees_only_ciphertext_and_damage_is_located() {
     let name = victim.file_name().unwrap().to_str().unwrap();
     assert!(err.contains(name), "pack not named: {err}");
     let snap = &env.snapshot_ids()[0][..8];
-    assert!(err.contains(&format!("affected snapshots: {snap}")), "snapshot not named: {err}");
+    assert!(
+        err.contains(&format!("affected snapshots: {snap}")),
+        "snapshot not named: {err}"
+    );
     assert!(err.contains("affected file: "), "files not named: {err}");
     // the structural check alone does not read data, and still passes
     env.ok(&["check"]);
@@ -201,7 +302,13 @@ fn stdin_and_command_sources() {
     let env = Env::new("stream");
     env.init();
     let data = text(5, 3_000_000);
-    let mut child = env.cmd().args(["backup", "--stdin", "--stdin-name", "dump.sql", "--json"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = env
+        .cmd()
+        .args(["backup", "--stdin", "--stdin-name", "dump.sql", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(&data).unwrap();
     let o = child.wait_with_output().unwrap();
@@ -210,16 +317,37 @@ fn stdin_and_command_sources() {
     env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(out.join("dump.sql")).unwrap(), data);
 
-    env.ok(&["backup", "--stdin-name", "echo.txt", "--command", "--", "printf", "%s-%s", "a", "b"]);
+    env.ok(&[
+        "backup",
+        "--stdin-name",
+        "echo.txt",
+        "--command",
+        "--",
+        "printf",
+        "%s-%s",
+        "a",
+        "b",
+    ]);
     let out2 = env.path("out2");
     env.ok(&["restore", "latest", "--target", out2.to_str().unwrap()]);
     assert_eq!(std::fs::read(out2.join("echo.txt")).unwrap(), b"a-b");
 
     // a failing command fails the backup and writes no snapshot
     let before = env.snapshot_ids().len();
-    let o = env.run(&["backup", "--command", "--", "sh", "-c", "echo partial; exit 7"]);
+    let o = env.run(&[
+        "backup",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo partial; exit 7",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("exit status: 7"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exit status: 7"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(env.snapshot_ids().len(), before);
 }
 
@@ -234,11 +362,31 @@ fn excludes_and_unreadable_files() {
     std::fs::create_dir_all(src.join("skipme")).unwrap();
     std::fs::write(src.join("skipme/.nobackup"), b"").unwrap();
     std::fs::write(src.join("skipme/data"), b"d").unwrap();
-    std::fs::write(env.path("excl"), format!("# comment\n{}/cache\n", src.display())).unwrap();
+    std::fs::write(
+        env.path("excl"),
+        format!("# comment\n{}/cache\n", src.display()),
+    )
+    .unwrap();
     env.init();
-    env.ok(&["backup", src.to_str().unwrap(), "--exclude", "*.tmp", "--exclude-file", env.path("excl").to_str().unwrap(), "--exclude-if-present", ".nobackup", "--tag", "t1", "--host", "h1"]);
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--exclude",
+        "*.tmp",
+        "--exclude-file",
+        env.path("excl").to_str().unwrap(),
+        "--exclude-if-present",
+        ".nobackup",
+        "--tag",
+        "t1",
+        "--host",
+        "h1",
+    ]);
     let ls = env.ok(&["ls", "latest"]);
-    assert!(!ls.contains("a.tmp") && !ls.contains("/cache") && !ls.contains("skipme"), "{ls}");
+    assert!(
+        !ls.contains("a.tmp") && !ls.contains("/cache") && !ls.contains("skipme"),
+        "{ls}"
+    );
     assert!(ls.contains("/d0/s0/f0.dat"));
     let snaps = env.json(&["snapshots", "--host", "h1", "--tag", "t1"]);
     assert_eq!(snaps.as_array().unwrap().len(), 1);
@@ -249,22 +397,46 @@ fn excludes_and_unreadable_files() {
         let src2 = env2.path("src");
         make_tree(&src2, 5, 10, 0);
         std::fs::write(src2.join("secret"), b"no").unwrap();
-        std::fs::set_permissions(src2.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
-        Command::new("chmod").args(["-R", "a+rwX"]).arg(&env2.dir).status().unwrap();
-        std::fs::set_permissions(src2.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(src2.join("secret"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
+        Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(&env2.dir)
+            .status()
+            .unwrap();
+        std::fs::set_permissions(src2.join("secret"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
         let run = |args: &[&str]| {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_strata")]).args(args);
-            c.env("STRATA_REPOSITORY", &env2.repo).env("STRATA_PASSWORD", PASSWORD);
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_strata"),
+            ])
+            .args(args);
+            c.env("STRATA_REPOSITORY", &env2.repo)
+                .env("STRATA_PASSWORD", PASSWORD);
             c.output().unwrap()
         };
         assert!(run(&["init"]).status.success());
         let o = run(&["backup", src2.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("secret") && err.contains("Permission denied"), "{err}");
+        assert!(
+            err.contains("secret") && err.contains("Permission denied"),
+            "{err}"
+        );
         let ls = String::from_utf8_lossy(&run(&["ls", "latest"]).stdout).into_owned();
-        assert!(ls.contains("/d0/s0/f0.dat") && !ls.contains("/secret"), "{ls}");
+        assert!(
+            ls.contains("/d0/s0/f0.dat") && !ls.contains("/secret"),
+            "{ls}"
+        );
     }
 }
 
@@ -276,24 +448,88 @@ fn keys_add_list_remove_passwd() {
     env.init();
     env.backup(&src);
     std::fs::write(env.path("pw2"), "second password\n").unwrap();
-    env.ok(&["key", "add", "--new-password-file", env.path("pw2").to_str().unwrap()]);
+    env.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        env.path("pw2").to_str().unwrap(),
+    ]);
     let keys = env.json(&["key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2);
-    let second = env.cmd().env_remove("STRATA_PASSWORD").args(["snapshots", "--password-file", env.path("pw2").to_str().unwrap()]).output().unwrap();
+    let second = env
+        .cmd()
+        .env_remove("STRATA_PASSWORD")
+        .args([
+            "snapshots",
+            "--password-file",
+            env.path("pw2").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(second.status.success());
     // password command, no shell
-    let o = env.cmd().env_remove("STRATA_PASSWORD").args(["snapshots", "--password-command", "printf 'second password'"]).output().unwrap();
+    let o = env
+        .cmd()
+        .env_remove("STRATA_PASSWORD")
+        .args([
+            "snapshots",
+            "--password-command",
+            "printf 'second password'",
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // cannot remove the key in use
-    let current = keys.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["id"].as_str().unwrap().to_string();
-    let other = keys.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["id"].as_str().unwrap().to_string();
-    assert_eq!(env.run(&["key", "remove", &current[..8]]).status.code(), Some(1));
+    let current = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.run(&["key", "remove", &current[..8]]).status.code(),
+        Some(1)
+    );
     env.ok(&["key", "remove", &other[..8]]);
-    assert!(!env.cmd().env("STRATA_PASSWORD", "second password").args(["snapshots"]).output().unwrap().status.success());
+    assert!(!env
+        .cmd()
+        .env("STRATA_PASSWORD", "second password")
+        .args(["snapshots"])
+        .output()
+        .unwrap()
+        .status
+        .success());
     // passwd
-    env.ok(&["key", "passwd", "--new-password-file", env.path("pw2").to_str().unwrap()]);
-    assert!(!env.run(&["snapshots"]).status.success(), "old password still opens the repository");
-    assert!(env.cmd().env("STRATA_PASSWORD", "second password").args(["snapshots"]).output().unwrap().status.success());
+    env.ok(&[
+        "key",
+        "passwd",
+        "--new-password-file",
+        env.path("pw2").to_str().unwrap(),
+    ]);
+    assert!(
+        !env.run(&["snapshots"]).status.success(),
+        "old password still opens the repository"
+    );
+    assert!(env
+        .cmd()
+        .env("STRATA_PASSWORD", "second password")
+        .args(["snapshots"])
+        .output()
+        .unwrap()
+        .status
+        .success());
 }
 
 #[test]
@@ -305,17 +541,50 @@ fn forget_applies_policy_per_host_and_paths() {
     // 10 daily snapshots for host a, 3 for host b
     for day in 1..=10 {
         let now = format!("2026-03-{day:02}T12:00:00Z");
-        assert!(env.cmd().env("STRATA_TESTING_NOW", &now).args(["backup", "--host", "a", src.to_str().unwrap()]).output().unwrap().status.success());
+        assert!(env
+            .cmd()
+            .env("STRATA_TESTING_NOW", &now)
+            .args(["backup", "--host", "a", src.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success());
         if day <= 3 {
-            assert!(env.cmd().env("STRATA_TESTING_NOW", &now).args(["backup", "--host", "b", src.to_str().unwrap()]).output().unwrap().status.success());
+            assert!(env
+                .cmd()
+                .env("STRATA_TESTING_NOW", &now)
+                .args(["backup", "--host", "b", src.to_str().unwrap()])
+                .output()
+                .unwrap()
+                .status
+                .success());
         }
     }
-    let plan = env.json(&["forget", "--keep-daily", "4", "--keep-weekly", "2", "--dry-run"]);
+    let plan = env.json(&[
+        "forget",
+        "--keep-daily",
+        "4",
+        "--keep-weekly",
+        "2",
+        "--dry-run",
+    ]);
     assert_eq!(env.snapshot_ids().len(), 13, "dry run removed nothing");
-    let a = plan.as_array().unwrap().iter().find(|g| g["host"] == "a").unwrap();
+    let a = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["host"] == "a")
+        .unwrap();
     // daily 4 keeps Mar 7-10; weekly 2 keeps Mar 10 and Mar 8 (ISO weeks)
     assert_eq!(a["remove"].as_array().unwrap().len(), 6, "{a}");
-    env.ok(&["forget", "--keep-daily", "4", "--keep-weekly", "2", "--prune"]);
+    env.ok(&[
+        "forget",
+        "--keep-daily",
+        "4",
+        "--keep-weekly",
+        "2",
+        "--prune",
+    ]);
     assert_eq!(env.snapshot_ids().len(), 4 + 3);
     env.ok(&["check", "--read-data"]);
     // no keep rule is refused
@@ -329,13 +598,19 @@ fn bad_input_gives_one_clear_error() {
     let env = Env::new("badinput");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["snapshots"], "not a strata repository"),
-        (vec!["backup", "/nonexistent/path/x"], "not a strata repository"),
+        (
+            vec!["backup", "/nonexistent/path/x"],
+            "not a strata repository",
+        ),
     ];
     for (args, want) in &cases {
         let o = env.run(args);
         assert_eq!(o.status.code(), Some(1));
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.starts_with("error: ") && e.contains(want), "{args:?}: {e}");
+        assert!(
+            e.starts_with("error: ") && e.contains(want),
+            "{args:?}: {e}"
+        );
     }
     env.init();
     assert!(env.run(&["init"]).status.code() == Some(1));
@@ -345,9 +620,18 @@ fn bad_input_gives_one_clear_error() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["backup", "/nonexistent/path/x"], "/nonexistent/path/x"),
         (vec!["backup"], "nothing to back up"),
-        (vec!["backup", src.to_str().unwrap(), "--exclude", "a["], "unclosed"),
-        (vec!["restore", "ffffffff", "--target", "/tmp/x"], "no snapshot matches"),
-        (vec!["restore", "latest:/nope", "--target", "/tmp/x"], "not found in snapshot"),
+        (
+            vec!["backup", src.to_str().unwrap(), "--exclude", "a["],
+            "unclosed",
+        ),
+        (
+            vec!["restore", "ffffffff", "--target", "/tmp/x"],
+            "no snapshot matches",
+        ),
+        (
+            vec!["restore", "latest:/nope", "--target", "/tmp/x"],
+            "not found in snapshot",
+        ),
         (vec!["forget", "--keep-within", "3x"], "unknown unit"),
         (vec!["check", "--read-data-subset", "200%"], "must be in"),
     ];
@@ -355,10 +639,21 @@ fn bad_input_gives_one_clear_error() {
         let o = env.run(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.starts_with("error: ") && e.contains(want), "{args:?}: {e}");
-        assert!(!e.contains("panicked") && !e.contains("RUST_BACKTRACE"), "{e}");
+        assert!(
+            e.starts_with("error: ") && e.contains(want),
+            "{args:?}: {e}"
+        );
+        assert!(
+            !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
+            "{e}"
+        );
     }
-    let o = env.cmd().env_remove("STRATA_PASSWORD").args(["snapshots"]).output().unwrap();
+    let o = env
+        .cmd()
+        .env_remove("STRATA_PASSWORD")
+        .args(["snapshots"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("no password given"));
     // nothing stored was damaged
     env.ok(&["check", "--read-data"]);
@@ -369,7 +664,16 @@ fn bad_input_gives_one_clear_error() {
 struct Rng(u64);
 impl Rng {
     fn new() -> Rng {
-        let seed = std::env::var("STRATA_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        let seed = std::env::var("STRATA_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
         eprintln!("STRATA_TEST_SEED={seed}");
         Rng(seed)
     }
@@ -395,7 +699,11 @@ fn mutate(src: &std::path::Path, rng: &mut Rng, round: u32) {
         }
     }
     let n = 4_000_000 + rng.below(8_000_000) as usize;
-    std::fs::write(src.join(format!("d0/new-{round}.bin")), bytes(rng.next(), n)).unwrap();
+    std::fs::write(
+        src.join(format!("d0/new-{round}.bin")),
+        bytes(rng.next(), n),
+    )
+    .unwrap();
     // keep the tree from growing round after round
     let _ = std::fs::remove_file(src.join(format!("d0/new-{}.bin", round.wrapping_sub(2))));
 }
@@ -408,9 +716,19 @@ fn stats(env: &Env) -> serde_json::Value {
 fn assert_restores(env: &Env, id: &str, expect: &std::collections::BTreeMap<String, Meta>) {
     let out = env.path(&format!("verify-{}", &id[..8]));
     let _ = std::fs::remove_dir_all(&out);
-    env.ok(&["restore", &id[..16], "--target", out.to_str().unwrap(), "--quiet"]);
+    env.ok(&[
+        "restore",
+        &id[..16],
+        "--target",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     let got = tree_meta(&out);
-    assert!(got == *expect, "snapshot {} does not restore bit-exact", &id[..8]);
+    assert!(
+        got == *expect,
+        "snapshot {} does not restore bit-exact",
+        &id[..8]
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -421,18 +739,25 @@ fn kill9_during_backup_and_prune_loses_nothing() {
     make_tree(&src, 11, 300, 6);
     env.ok(&["init", "--pack-size", "1"]);
     let mut rng = Rng::new();
-    let mut expected: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Meta>> = Default::default();
+    let mut expected: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Meta>> =
+        Default::default();
     // calibrate how long a backup of a change takes
     let t0 = std::time::Instant::now();
     let first = env.backup(&src);
     let full_ms = t0.elapsed().as_millis() as u64;
-    expected.insert(first["snapshot_id"].as_str().unwrap().into(), tree_meta(&src));
+    expected.insert(
+        first["snapshot_id"].as_str().unwrap().into(),
+        tree_meta(&src),
+    );
     let data_bytes = |env: &Env| du_bytes(&env.repo.join("data"));
 
     // how long a backup takes before it uploads anything (open, index, scan)
     let t = std::time::Instant::now();
     let again = env.backup(&src);
-    expected.insert(again["snapshot_id"].as_str().unwrap().into(), tree_meta(&src));
+    expected.insert(
+        again["snapshot_id"].as_str().unwrap().into(),
+        tree_meta(&src),
+    );
     let startup_ms = t.elapsed().as_millis() as u64 * 7 / 10;
     let mut killed_mid_upload = 0;
     let mut interrupted = 0;
@@ -445,8 +770,14 @@ fn kill9_during_backup_and_prune_loses_nothing() {
         let state = tree_meta(&src);
         let before = data_bytes(&env);
         let dup_before = stats(&env)["duplicate_blob_bytes"].as_u64().unwrap();
-        let mut child = env.cmd().args(["backup", "--quiet", src.to_str().unwrap()]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(startup_ms + rng.below(round_ms.saturating_sub(startup_ms) + 20)));
+        let mut child = env
+            .cmd()
+            .args(["backup", "--quiet", src.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            startup_ms + rng.below(round_ms.saturating_sub(startup_ms) + 20),
+        ));
         let _ = child.kill(); // SIGKILL
         let st = child.wait().unwrap();
         let uploaded = data_bytes(&env) - before;
@@ -466,10 +797,16 @@ fn kill9_during_backup_and_prune_loses_nothing() {
         round_ms = t.elapsed().as_millis() as u64 + 30;
         expected.insert(r["snapshot_id"].as_str().unwrap().into(), state.clone());
         let dup = stats(&env)["duplicate_blob_bytes"].as_u64().unwrap() - dup_before;
-        assert!(dup * 10 <= uploaded, "round {round}: re-uploaded {dup} bytes of {uploaded} already uploaded");
+        assert!(
+            dup * 10 <= uploaded,
+            "round {round}: re-uploaded {dup} bytes of {uploaded} already uploaded"
+        );
         assert_restores(&env, r["snapshot_id"].as_str().unwrap(), &state);
     }
-    assert!(killed_mid_upload >= 5, "only {killed_mid_upload} kills landed during an upload");
+    assert!(
+        killed_mid_upload >= 5,
+        "only {killed_mid_upload} kills landed during an upload"
+    );
     for (id, m) in &expected {
         assert_restores(&env, id, m);
     }
@@ -483,7 +820,11 @@ fn kill9_during_backup_and_prune_loses_nothing() {
     for round in 0..12 {
         let keep = 20 - round;
         env.ok(&["forget", "--keep-last", &keep.to_string(), "--quiet"]);
-        let mut child = env.cmd().args(["prune", "--quiet", "--max-unused", "0"]).spawn().unwrap();
+        let mut child = env
+            .cmd()
+            .args(["prune", "--quiet", "--max-unused", "0"])
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(rng.below(full_prune_ms)));
         let _ = child.kill();
         child.wait().unwrap();
@@ -498,7 +839,14 @@ fn kill9_during_backup_and_prune_loses_nothing() {
     let r = env.backup(&src);
     assert_eq!(r["summary"]["files_read"], 0);
     for id in env.snapshot_ids() {
-        assert_restores(&env, &id, &expected.get(&id).cloned().unwrap_or_else(|| tree_meta(&src)));
+        assert_restores(
+            &env,
+            &id,
+            &expected
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| tree_meta(&src)),
+        );
     }
 }
 
@@ -511,7 +859,8 @@ fn concurrent_backups_next_to_forget_and_prune() {
         make_tree(s, 100 + i as u64, 200, 3);
     }
     let mut rng = Rng::new();
-    let mut expected: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Meta>> = Default::default();
+    let mut expected: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Meta>> =
+        Default::default();
     for s in &srcs {
         let r = env.backup(s);
         expected.insert(r["snapshot_id"].as_str().unwrap().into(), tree_meta(s));
@@ -524,10 +873,27 @@ fn concurrent_backups_next_to_forget_and_prune() {
                 tree_meta(s)
             })
             .collect();
-        let children: Vec<_> = srcs.iter().map(|s| env.cmd().args(["backup", "--json", "--quiet", s.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap()).collect();
+        let children: Vec<_> = srcs
+            .iter()
+            .map(|s| {
+                env.cmd()
+                    .args(["backup", "--json", "--quiet", s.to_str().unwrap()])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
         std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
-        let pruner = env.cmd().args(["forget", "--keep-last", "1", "--prune", "--quiet"]).output().unwrap();
-        assert!(pruner.status.success(), "{}", String::from_utf8_lossy(&pruner.stderr));
+        let pruner = env
+            .cmd()
+            .args(["forget", "--keep-last", "1", "--prune", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(
+            pruner.status.success(),
+            "{}",
+            String::from_utf8_lossy(&pruner.stderr)
+        );
         for (c, st) in children.into_iter().zip(states) {
             let o = c.wait_with_output().unwrap();
             assert!(o.status.success());

@@ -17,7 +17,10 @@ impl<'a> Reader<'a> {
     }
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.remaining() < n {
-            return Err(FormatError::Truncated { what: self.what, needed: n - self.remaining() });
+            return Err(FormatError::Truncated {
+                what: self.what,
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;

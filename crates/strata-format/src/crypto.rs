@@ -95,7 +95,9 @@ impl Keys {
     /// 256 pseudo-random 64-bit values for the gear hash, secret per repository.
     pub fn gear_table(&self) -> [u64; 256] {
         let mut bytes = [0u8; 256 * 8];
-        blake3::Hasher::new_keyed(&self.chunker).finalize_xof().fill(&mut bytes);
+        blake3::Hasher::new_keyed(&self.chunker)
+            .finalize_xof()
+            .fill(&mut bytes);
         let mut t = [0u64; 256];
         for (i, c) in bytes.chunks_exact(8).enumerate() {
             t[i] = u64::from_le_bytes(c.try_into().unwrap());
@@ -129,13 +131,21 @@ impl Keys {
     /// Opens `nonce || ciphertext || tag`.
     pub fn open(&self, aad: &[u8], sealed: &[u8], what: &'static str) -> Result<Vec<u8>> {
         if sealed.len() < SEAL_OVERHEAD {
-            return Err(FormatError::Truncated { what, needed: SEAL_OVERHEAD - sealed.len() });
+            return Err(FormatError::Truncated {
+                what,
+                needed: SEAL_OVERHEAD - sealed.len(),
+            });
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
         let mut buf = ct.to_vec();
         self.cipher
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut buf, Tag::from_slice(tag))
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                aad,
+                &mut buf,
+                Tag::from_slice(tag),
+            )
             .map_err(|_| FormatError::BadMac { what })?;
         Ok(buf)
     }

@@ -15,7 +15,11 @@ pub enum FormatError {
     BadMac { what: &'static str },
     /// A field holds a value that cannot be valid.
     #[error("{what}: invalid {field}: {detail}")]
-    Invalid { what: &'static str, field: &'static str, detail: String },
+    Invalid {
+        what: &'static str,
+        field: &'static str,
+        detail: String,
+    },
     /// The password does not open this key file.
     #[error("wrong password (no key file of this repository opens with it)")]
     WrongPassword,

@@ -35,9 +35,16 @@ impl Id {
 
     /// Parses 64 hex digits.
     pub fn from_hex(s: &str) -> Result<Id, FormatError> {
-        let bad = |detail: String| FormatError::Invalid { what: "id", field: "hex", detail };
+        let bad = |detail: String| FormatError::Invalid {
+            what: "id",
+            field: "hex",
+            detail,
+        };
         if s.len() != 64 {
-            return Err(bad(format!("expected 64 hex digits, got {} characters", s.len())));
+            return Err(bad(format!(
+                "expected 64 hex digits, got {} characters",
+                s.len()
+            )));
         }
         let mut out = [0u8; 32];
         let b = s.as_bytes();
@@ -89,10 +96,12 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses lowercase or uppercase hex of any even length.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len() / 2).map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -42,7 +42,10 @@ pub fn encode(packs: &[IndexPack], keys: &Keys) -> Vec<u8> {
 pub fn decode(bytes: &[u8], keys: Option<&Keys>) -> Result<Vec<IndexPack>> {
     const W: &str = "index";
     if bytes.len() < 32 {
-        return Err(FormatError::Truncated { what: W, needed: 32 - bytes.len() });
+        return Err(FormatError::Truncated {
+            what: W,
+            needed: 32 - bytes.len(),
+        });
     }
     let (body, mac) = bytes.split_at(bytes.len() - 32);
     if let Some(k) = keys {

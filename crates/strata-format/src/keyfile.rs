@@ -9,9 +9,9 @@
 //! The wrapping key is argon2id(password, salt); the AEAD's associated data is
 //! the string `strata key v1`.
 
-use chrono::{DateTime, Utc};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{hex, unhex};
@@ -34,24 +34,44 @@ impl Kdf {
     pub fn default_params() -> Kdf {
         let mut salt = [0u8; 16];
         getrandom::getrandom(&mut salt).expect("the OS random source failed");
-        Kdf { algorithm: "argon2id".into(), memory_kib: 64 * 1024, iterations: 2, parallelism: 1, salt: hex(&salt) }
+        Kdf {
+            algorithm: "argon2id".into(),
+            memory_kib: 64 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            salt: hex(&salt),
+        }
     }
 
     fn derive(&self, password: &[u8]) -> Result<[u8; 32]> {
-        let bad = |field, detail: String| FormatError::Invalid { what: "key file", field, detail };
+        let bad = |field, detail: String| FormatError::Invalid {
+            what: "key file",
+            field,
+            detail,
+        };
         if self.algorithm != "argon2id" {
-            return Err(bad("kdf.algorithm", format!("{:?} is not supported (only argon2id)", self.algorithm)));
+            return Err(bad(
+                "kdf.algorithm",
+                format!("{:?} is not supported (only argon2id)", self.algorithm),
+            ));
         }
         // Bounds keep a hostile key file from making us allocate or spin forever.
-        if !(8..=4 * 1024 * 1024).contains(&self.memory_kib) || !(1..=64).contains(&self.iterations) || !(1..=16).contains(&self.parallelism) {
+        if !(8..=4 * 1024 * 1024).contains(&self.memory_kib)
+            || !(1..=64).contains(&self.iterations)
+            || !(1..=16).contains(&self.parallelism)
+        {
             return Err(bad("kdf", "cost parameters out of range".into()));
         }
-        let salt = unhex(&self.salt).filter(|s| s.len() >= 8).ok_or_else(|| bad("kdf.salt", "not hex of at least 8 bytes".into()))?;
-        let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
-            .map_err(|e| bad("kdf", e.to_string()))?;
+        let salt = unhex(&self.salt)
+            .filter(|s| s.len() >= 8)
+            .ok_or_else(|| bad("kdf.salt", "not hex of at least 8 bytes".into()))?;
+        let params =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+                .map_err(|e| bad("kdf", e.to_string()))?;
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
-        a.hash_password_into(password, &salt, &mut out).map_err(|e| bad("kdf", e.to_string()))?;
+        a.hash_password_into(password, &salt, &mut out)
+            .map_err(|e| bad("kdf", e.to_string()))?;
         Ok(out)
     }
 }
@@ -70,28 +90,57 @@ pub struct KeyFile {
 
 impl KeyFile {
     /// Wraps `master` under `password` with the given cost.
-    pub fn create(master: &MasterKey, password: &[u8], kdf: Kdf, host: &str, username: &str) -> Result<KeyFile> {
+    pub fn create(
+        master: &MasterKey,
+        password: &[u8],
+        kdf: Kdf,
+        host: &str,
+        username: &str,
+    ) -> Result<KeyFile> {
         let wrap = kdf.derive(password)?;
         let cipher = XChaCha20Poly1305::new(&wrap.into());
         let mut nonce = [0u8; 24];
         getrandom::getrandom(&mut nonce).expect("the OS random source failed");
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &master.0, aad: AAD })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &master.0,
+                    aad: AAD,
+                },
+            )
             .expect("sealing 32 bytes cannot fail");
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ct);
-        Ok(KeyFile { version: 1, created: Utc::now(), host: host.into(), username: username.into(), kdf, sealed: hex(&sealed) })
+        Ok(KeyFile {
+            version: 1,
+            created: Utc::now(),
+            host: host.into(),
+            username: username.into(),
+            kdf,
+            sealed: hex(&sealed),
+        })
     }
 
     /// Unwraps the master key; a wrong password is [`FormatError::WrongPassword`].
     pub fn open(&self, password: &[u8]) -> Result<MasterKey> {
         let sealed = unhex(&self.sealed)
             .filter(|s| s.len() == 24 + 32 + 16)
-            .ok_or_else(|| FormatError::Invalid { what: "key file", field: "sealed", detail: "not hex of 72 bytes".into() })?;
+            .ok_or_else(|| FormatError::Invalid {
+                what: "key file",
+                field: "sealed",
+                detail: "not hex of 72 bytes".into(),
+            })?;
         let wrap = self.kdf.derive(password)?;
         let cipher = XChaCha20Poly1305::new(&wrap.into());
         let pt = cipher
-            .decrypt(XNonce::from_slice(&sealed[..24]), Payload { msg: &sealed[24..], aad: AAD })
+            .decrypt(
+                XNonce::from_slice(&sealed[..24]),
+                Payload {
+                    msg: &sealed[24..],
+                    aad: AAD,
+                },
+            )
             .map_err(|_| FormatError::WrongPassword)?;
         Ok(MasterKey(pt.try_into().expect("72 - 40 = 32 bytes")))
     }
@@ -119,7 +168,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn cheap() -> Kdf {
-        Kdf { memory_kib: 64, iterations: 1, ..Kdf::default_params() }
+        Kdf {
+            memory_kib: 64,
+            iterations: 1,
+            ..Kdf::default_params()
+        }
     }
 
     proptest! {

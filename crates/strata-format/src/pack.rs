@@ -39,7 +39,11 @@ impl BlobKind {
         match v {
             0 => Ok(BlobKind::Data),
             1 => Ok(BlobKind::Tree),
-            _ => Err(FormatError::Invalid { what, field: "kind", detail: format!("unknown blob kind {v}") }),
+            _ => Err(FormatError::Invalid {
+                what,
+                field: "kind",
+                detail: format!("unknown blob kind {v}"),
+            }),
         }
     }
 
@@ -97,7 +101,10 @@ impl PackHeader {
     pub fn decode(bytes: &[u8], keys: Option<&Keys>) -> Result<PackHeader> {
         const W: &str = "pack header";
         if bytes.len() < 32 {
-            return Err(FormatError::Truncated { what: W, needed: 32 - bytes.len() });
+            return Err(FormatError::Truncated {
+                what: W,
+                needed: 32 - bytes.len(),
+            });
         }
         let (body, mac) = bytes.split_at(bytes.len() - 32);
         if let Some(k) = keys {
@@ -118,10 +125,20 @@ impl PackHeader {
             let nc = r.u32()? as usize;
             let nc = r.count(nc, 32, "children")?;
             if kind == BlobKind::Data && nc != 0 {
-                return Err(FormatError::Invalid { what: W, field: "children", detail: "a data blob has children".into() });
+                return Err(FormatError::Invalid {
+                    what: W,
+                    field: "children",
+                    detail: "a data blob has children".into(),
+                });
             }
             let children = (0..nc).map(|_| r.id()).collect::<Result<_>>()?;
-            entries.push(BlobEntry { kind, id, offset, length, children });
+            entries.push(BlobEntry {
+                kind,
+                id,
+                offset,
+                length,
+                children,
+            });
         }
         r.finish()?;
         Ok(PackHeader { entries })
@@ -129,8 +146,11 @@ impl PackHeader {
 
     /// Checks that entries lie inside `data_len` bytes of blobs and do not overlap.
     pub fn check_layout(&self, data_len: u64) -> Result<()> {
-        let mut spans: Vec<(u64, u64)> =
-            self.entries.iter().map(|e| (e.offset as u64, e.offset as u64 + e.length as u64)).collect();
+        let mut spans: Vec<(u64, u64)> = self
+            .entries
+            .iter()
+            .map(|e| (e.offset as u64, e.offset as u64 + e.length as u64))
+            .collect();
         spans.sort_unstable();
         let mut end = 0;
         for (s, e) in spans {
@@ -159,7 +179,10 @@ pub fn finish_pack(blobs: &mut Vec<u8>, header: &PackHeader, keys: &Keys) {
 pub fn parse_tail(tail: &[u8]) -> Result<u32> {
     const W: &str = "pack trailer";
     if tail.len() < TAIL_LEN {
-        return Err(FormatError::Truncated { what: W, needed: TAIL_LEN - tail.len() });
+        return Err(FormatError::Truncated {
+            what: W,
+            needed: TAIL_LEN - tail.len(),
+        });
     }
     let t = &tail[tail.len() - TAIL_LEN..];
     if &t[4..] != PACK_MAGIC {
@@ -196,15 +219,20 @@ pub(crate) mod tests {
     }
 
     pub fn arb_entry() -> impl Strategy<Value = BlobEntry> {
-        (any::<bool>(), arb_id(), any::<u32>(), any::<u32>(), proptest::collection::vec(arb_id(), 0..4)).prop_map(
-            |(tree, id, offset, length, children)| BlobEntry {
+        (
+            any::<bool>(),
+            arb_id(),
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(arb_id(), 0..4),
+        )
+            .prop_map(|(tree, id, offset, length, children)| BlobEntry {
                 kind: if tree { BlobKind::Tree } else { BlobKind::Data },
                 id,
                 offset,
                 length,
                 children: if tree { children } else { vec![] },
-            },
-        )
+            })
     }
 
     proptest! {

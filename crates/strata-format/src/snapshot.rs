@@ -35,7 +35,6 @@ pub struct Summary {
     pub duration_s: f64,
 }
 
-
 /// A snapshot: what was backed up, when, from where.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -86,7 +85,10 @@ impl Snapshot {
 /// The root tree ID of a snapshot file, readable without the key.
 pub fn peek_tree(bytes: &[u8]) -> Result<Id> {
     if bytes.len() < 37 {
-        return Err(FormatError::Truncated { what: "snapshot", needed: 37 - bytes.len() });
+        return Err(FormatError::Truncated {
+            what: "snapshot",
+            needed: 37 - bytes.len(),
+        });
     }
     if &bytes[..4] != MAGIC || bytes[4] != VERSION {
         return Err(FormatError::BadMagic { what: "snapshot" });

@@ -42,7 +42,13 @@ impl NodeKind {
             4 => NodeKind::BlockDev,
             5 => NodeKind::Fifo,
             6 => NodeKind::Socket,
-            _ => return Err(FormatError::Invalid { what: "tree", field: "kind", detail: format!("unknown node kind {v}") }),
+            _ => {
+                return Err(FormatError::Invalid {
+                    what: "tree",
+                    field: "kind",
+                    detail: format!("unknown node kind {v}"),
+                })
+            }
         })
     }
 
@@ -120,7 +126,11 @@ impl Node {
 }
 
 fn invalid(field: &'static str, detail: impl Into<String>) -> FormatError {
-    FormatError::Invalid { what: "tree", field, detail: detail.into() }
+    FormatError::Invalid {
+        what: "tree",
+        field,
+        detail: detail.into(),
+    }
 }
 
 /// Encodes nodes (which must be sorted by name, without duplicates).
@@ -177,12 +187,26 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Node>> {
     for _ in 0..n {
         let nl = r.u16()? as usize;
         let name = r.bytes(nl)?.to_vec();
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-            return Err(invalid("name", format!("{:?} is not a valid file name", String::from_utf8_lossy(&name))));
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
+            return Err(invalid(
+                "name",
+                format!(
+                    "{:?} is not a valid file name",
+                    String::from_utf8_lossy(&name)
+                ),
+            ));
         }
         if let Some(prev) = nodes.last() {
             if prev.name >= name {
-                return Err(invalid("name", "nodes are not sorted by name or repeat a name"));
+                return Err(invalid(
+                    "name",
+                    "nodes are not sorted by name or repeat a name",
+                ));
             }
         }
         let kind = NodeKind::from_u8(r.u8()?)?;
@@ -213,7 +237,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Node>> {
         node.content = (0..nc).map(|_| r.id()).collect::<Result<_>>()?;
         node.sizes = (0..nc).map(|_| r.u32()).collect::<Result<_>>()?;
         if kind == NodeKind::Dir && nc != 1 {
-            return Err(invalid("content", "a directory must reference exactly one subtree"));
+            return Err(invalid(
+                "content",
+                "a directory must reference exactly one subtree",
+            ));
         }
         nodes.push(node);
     }
@@ -250,30 +277,63 @@ mod tests {
             (any::<i64>(), any::<u32>(), any::<i64>(), any::<u32>()),
             (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>()),
             proptest::collection::vec(any::<u8>(), 0..40),
-            proptest::collection::vec((proptest::collection::vec(any::<u8>(), 1..10), proptest::collection::vec(any::<u8>(), 0..20)), 0..3),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<u8>(), 1..10),
+                    proptest::collection::vec(any::<u8>(), 0..20),
+                ),
+                0..3,
+            ),
             proptest::collection::vec(arb_id(), 0..4),
             arb_id(),
         )
             .prop_filter("dot names", |t| t.0 != "." && t.0 != "..")
-            .prop_map(|(name, kind, (mode, uid, gid, size), (ms, mn, cs, cn), (inode, dev, nlink, rdev), target, xattrs, content, sub)| {
-                let kind = NodeKind::from_u8(kind).unwrap();
-                let mut n = Node::new(name.into_bytes(), kind);
-                n.mode = mode;
-                n.uid = uid;
-                n.gid = gid;
-                n.size = size;
-                n.mtime = (ms, mn);
-                n.ctime = (cs, cn);
-                n.inode = inode;
-                n.dev = dev;
-                n.nlink = nlink;
-                n.rdev = rdev;
-                n.target = target;
-                n.xattrs = xattrs;
-                n.content = if kind == NodeKind::Dir { vec![sub] } else { content };
-                n.sizes = n.content.iter().enumerate().map(|(i, _)| if kind == NodeKind::Dir { 0 } else { i as u32 * 7 }).collect();
-                n
-            })
+            .prop_map(
+                |(
+                    name,
+                    kind,
+                    (mode, uid, gid, size),
+                    (ms, mn, cs, cn),
+                    (inode, dev, nlink, rdev),
+                    target,
+                    xattrs,
+                    content,
+                    sub,
+                )| {
+                    let kind = NodeKind::from_u8(kind).unwrap();
+                    let mut n = Node::new(name.into_bytes(), kind);
+                    n.mode = mode;
+                    n.uid = uid;
+                    n.gid = gid;
+                    n.size = size;
+                    n.mtime = (ms, mn);
+                    n.ctime = (cs, cn);
+                    n.inode = inode;
+                    n.dev = dev;
+                    n.nlink = nlink;
+                    n.rdev = rdev;
+                    n.target = target;
+                    n.xattrs = xattrs;
+                    n.content = if kind == NodeKind::Dir {
+                        vec![sub]
+                    } else {
+                        content
+                    };
+                    n.sizes = n
+                        .content
+                        .iter()
+                        .enumerate()
+                        .map(|(i, _)| {
+                            if kind == NodeKind::Dir {
+                                0
+                            } else {
+                                i as u32 * 7
+                            }
+                        })
+                        .collect();
+                    n
+                },
+            )
     }
 
     proptest! {

@@ -48,7 +48,11 @@ pub enum ParentChoice {
 pub enum Source {
     Paths(Vec<PathBuf>),
     /// A stream stored as one file named `name` (stdin, or a command's stdout).
-    Stream { name: String, reader: Box<dyn Read + Send>, child: Option<(String, std::process::Child)> },
+    Stream {
+        name: String,
+        reader: Box<dyn Read + Send>,
+        child: Option<(String, std::process::Child)>,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -81,6 +85,11 @@ struct DirRec {
     excluded: bool,
 }
 
+/// A directory to scan: arena slot, path, the parent snapshot's tree for it.
+type DirJob = (usize, PathBuf, Option<Id>);
+/// A worker's result: (dir slot, node index, (blob IDs, blob lengths, bytes) or failure).
+type FileResult = (usize, usize, Option<(Vec<Id>, Vec<u32>, u64)>);
+
 struct FileJob {
     dir: usize,
     idx: usize,
@@ -103,9 +112,9 @@ struct Ctx<'a> {
     errors: AtomicU64,
     // scanning state
     arena: Mutex<Vec<Option<DirRec>>>,
-    queue: Mutex<(VecDeque<(usize, PathBuf, Option<Id>)>, usize)>,
+    queue: Mutex<(VecDeque<DirJob>, usize)>,
     cv: Condvar,
-    results: Mutex<Vec<(usize, usize, Option<(Vec<Id>, Vec<u32>, u64)>)>>,
+    results: Mutex<Vec<FileResult>>,
     first_error: Mutex<Option<RepoError>>,
 }
 
@@ -132,11 +141,26 @@ impl Ctx<'_> {
     }
 
     /// Chunks and stores a stream; returns its blob IDs and length.
-    fn store_stream(&self, r: impl Read, comp: &mut Compressor, sealbuf: &mut Vec<u8>, buf: &mut Vec<u8>) -> Result<(Vec<Id>, Vec<u32>, u64)> {
+    fn store_stream(
+        &self,
+        r: impl Read,
+        comp: &mut Compressor,
+        sealbuf: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(Vec<Id>, Vec<u32>, u64)> {
         let mut ids = Vec::new();
         let mut sizes = Vec::new();
         let n = self.chunker.stream::<_, RepoError>(r, buf, |chunk| {
-            let (id, added) = store_blob(self.repo, &self.known, &self.data, comp, sealbuf, BlobKind::Data, chunk, vec![])?;
+            let (id, added) = store_blob(
+                self.repo,
+                &self.known,
+                &self.data,
+                comp,
+                sealbuf,
+                BlobKind::Data,
+                chunk,
+                vec![],
+            )?;
             if let Some(a) = added {
                 self.blobs_added.fetch_add(1, Ordering::Relaxed);
                 self.bytes_added.fetch_add(a, Ordering::Relaxed);
@@ -160,7 +184,9 @@ impl Ctx<'_> {
             if self.failed() {
                 continue;
             }
-            let r = File::open(&job.path).map_err(RepoError::io(&job.path)).and_then(|f| self.store_stream(f, &mut comp, &mut sealbuf, &mut buf));
+            let r = File::open(&job.path)
+                .map_err(RepoError::io(&job.path))
+                .and_then(|f| self.store_stream(f, &mut comp, &mut sealbuf, &mut buf));
             let res = match r {
                 Ok((ids, sizes, n)) => {
                     self.files_read.fetch_add(1, Ordering::Relaxed);
@@ -226,8 +252,20 @@ impl Ctx<'_> {
     }
 
     /// Lists one directory; queues changed files and subdirectories.
-    fn scan_dir(&self, slot: usize, path: PathBuf, parent: Option<Id>, tx: &SyncSender<FileJob>) -> Result<()> {
-        let mut rec = DirRec { path: path.clone(), nodes: vec![], sub: vec![], failed: vec![], excluded: false };
+    fn scan_dir(
+        &self,
+        slot: usize,
+        path: PathBuf,
+        parent: Option<Id>,
+        tx: &SyncSender<FileJob>,
+    ) -> Result<()> {
+        let mut rec = DirRec {
+            path: path.clone(),
+            nodes: vec![],
+            sub: vec![],
+            failed: vec![],
+            excluded: false,
+        };
         let rd = match std::fs::read_dir(&path) {
             Ok(rd) => rd,
             Err(e) => {
@@ -243,23 +281,41 @@ impl Ctx<'_> {
                 Err(e) => self.warn(format!("{}: {e}", path.display())),
             }
         }
-        if self.opts.exclude_if_present.iter().any(|m| names.iter().any(|n| n.as_bytes() == m.as_bytes())) {
+        if self
+            .opts
+            .exclude_if_present
+            .iter()
+            .any(|m| names.iter().any(|n| n.as_bytes() == m.as_bytes()))
+        {
             rec.excluded = true;
             self.arena.lock().unwrap()[slot] = Some(rec);
             return Ok(());
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let entries: Vec<(PathBuf, Vec<u8>)> = names.into_iter().map(|n| (path.join(&n), n.as_bytes().to_vec())).collect();
+        let entries: Vec<(PathBuf, Vec<u8>)> = names
+            .into_iter()
+            .map(|n| (path.join(&n), n.as_bytes().to_vec()))
+            .collect();
         self.add_entries(slot, rec, entries, parent, tx)
     }
 
     /// Stats entries and records them in `slot`; `entries` are (path, name) sorted by name.
-    fn add_entries(&self, slot: usize, mut rec: DirRec, entries: Vec<(PathBuf, Vec<u8>)>, parent: Option<Id>, tx: &SyncSender<FileJob>) -> Result<()> {
+    fn add_entries(
+        &self,
+        slot: usize,
+        mut rec: DirRec,
+        entries: Vec<(PathBuf, Vec<u8>)>,
+        parent: Option<Id>,
+        tx: &SyncSender<FileJob>,
+    ) -> Result<()> {
         let old: HashMap<Vec<u8>, Node> = match parent {
             Some(t) => match self.repo.load_tree(self.idx, &t) {
                 Ok(nodes) => nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
                 Err(e) => {
-                    self.progress.warn(&format!("parent tree {}: {e}; reading files again", t.short()));
+                    self.progress.warn(&format!(
+                        "parent tree {}: {e}; reading files again",
+                        t.short()
+                    ));
                     HashMap::new()
                 }
             },
@@ -295,29 +351,46 @@ impl Ctx<'_> {
                 NodeKind::File => {
                     self.progress.add_total(1, node.size);
                     let prev = old.get(&node.name).filter(|o| {
-                        o.kind == NodeKind::File && o.size == node.size && o.mtime == node.mtime && o.ctime == node.ctime && o.inode == node.inode && o.mode == node.mode
+                        o.kind == NodeKind::File
+                            && o.size == node.size
+                            && o.mtime == node.mtime
+                            && o.ctime == node.ctime
+                            && o.inode == node.inode
+                            && o.mode == node.mode
                     });
                     match prev {
-                        Some(o) if {
-                            let k = self.known.lock().unwrap();
-                            o.content.iter().all(|id| k.contains(id))
-                        } =>
+                        Some(o)
+                            if {
+                                let k = self.known.lock().unwrap();
+                                o.content.iter().all(|id| k.contains(id))
+                            } =>
                         {
                             node.content = o.content.clone();
                             node.sizes = o.sizes.clone();
                             self.progress.inc(1, node.size);
                         }
-                        _ => jobs.push(FileJob { dir: slot, idx: i, path: p.clone() }),
+                        _ => jobs.push(FileJob {
+                            dir: slot,
+                            idx: i,
+                            path: p.clone(),
+                        }),
                     }
                 }
                 NodeKind::Dir => {
                     let root_dev = *self.root_dev.lock().unwrap();
-                    let cross = self.opts.one_file_system && root_dev.is_some_and(|d| d != node.dev);
+                    let cross =
+                        self.opts.one_file_system && root_dev.is_some_and(|d| d != node.dev);
                     let s = self.new_slot();
                     sub = Some(s);
                     let ptree = old.get(&node.name).and_then(|o| o.subtree());
                     if cross {
-                        self.arena.lock().unwrap()[s] = Some(DirRec { path: p.clone(), nodes: vec![], sub: vec![], failed: vec![], excluded: false });
+                        self.arena.lock().unwrap()[s] = Some(DirRec {
+                            path: p.clone(),
+                            nodes: vec![],
+                            sub: vec![],
+                            failed: vec![],
+                            excluded: false,
+                        });
                     } else {
                         subdirs.push((s, p.clone(), ptree));
                     }
@@ -342,16 +415,30 @@ impl Ctx<'_> {
 }
 
 /// The latest snapshot of the same host and paths.
-fn pick_parent(repo: &Repository, host: &str, paths: &[String], choice: &ParentChoice) -> Result<Option<(Id, Snapshot)>> {
+fn pick_parent(
+    repo: &Repository,
+    host: &str,
+    paths: &[String],
+    choice: &ParentChoice,
+) -> Result<Option<(Id, Snapshot)>> {
     match choice {
         ParentChoice::None => Ok(None),
         ParentChoice::Id(id) => repo.find_snapshot(&id.to_hex(), |_| true).map(Some),
-        ParentChoice::Auto => Ok(repo.snapshots()?.into_iter().rev().find(|(_, s)| s.host == host && s.paths == paths)),
+        ParentChoice::Auto => Ok(repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.host == host && s.paths == paths)),
     }
 }
 
 /// Runs a backup and commits its snapshot.
-pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupResult> {
+pub fn backup(
+    repo: &Repository,
+    source: Source,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupResult> {
     let started = Instant::now();
     let lease = Lease::acquire(repo.backend.clone(), "backup")?;
     // after the lease: anything a prune announced is off limits
@@ -359,7 +446,10 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
     let mut idx = repo.load_index()?;
     let orphans = repo.find_orphans(&idx, &dropped_packs)?;
     if !orphans.is_empty() {
-        progress.info(&format!("adopting {} pack(s) left by an interrupted backup", orphans.len()));
+        progress.info(&format!(
+            "adopting {} pack(s) left by an interrupted backup",
+            orphans.len()
+        ));
     }
     for o in &orphans {
         idx.add(o.clone());
@@ -369,7 +459,11 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
     for b in &dropped_blobs {
         known.remove(b);
     }
-    let threads = if opts.threads > 0 { opts.threads } else { (par::cpus() * 2).max(4) };
+    let threads = if opts.threads > 0 {
+        opts.threads
+    } else {
+        (par::cpus() * 2).max(4)
+    };
     let ctx = Ctx {
         repo,
         known: Mutex::new(known),
@@ -403,9 +497,15 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
             let names: Vec<String> = abs.iter().map(|p| p.display().to_string()).collect();
             let parent = pick_parent(repo, &host, &names, &opts.parent)?;
             let ptree = parent.as_ref().map(|(_, s)| s.tree);
-            let single_dir = abs.len() == 1 && abs[0].is_dir() && !std::fs::symlink_metadata(&abs[0]).map(|m| m.is_symlink()).unwrap_or(false);
+            let single_dir = abs.len() == 1
+                && abs[0].is_dir()
+                && !std::fs::symlink_metadata(&abs[0])
+                    .map(|m| m.is_symlink())
+                    .unwrap_or(false);
             if single_dir {
-                *ctx.root_dev.lock().unwrap() = Some(std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&abs[0]).map_err(RepoError::io(&abs[0]))?));
+                *ctx.root_dev.lock().unwrap() = Some(std::os::unix::fs::MetadataExt::dev(
+                    &std::fs::metadata(&abs[0]).map_err(RepoError::io(&abs[0]))?,
+                ));
             }
             let slot = ctx.new_slot();
             let (tx, rx) = sync_channel::<FileJob>(4096);
@@ -428,7 +528,13 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
                     Ok(())
                 } else {
                     root_entries(&abs).and_then(|entries| {
-                        let rec = DirRec { path: PathBuf::from("/"), nodes: vec![], sub: vec![], failed: vec![], excluded: false };
+                        let rec = DirRec {
+                            path: PathBuf::from("/"),
+                            nodes: vec![],
+                            sub: vec![],
+                            failed: vec![],
+                            excluded: false,
+                        };
                         ctx.add_entries(slot, rec, entries, ptree, &tx)
                     })
                 };
@@ -448,18 +554,31 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
             })?;
             (names, parent, None)
         }
-        Source::Stream { name, reader, child } => {
+        Source::Stream {
+            name,
+            reader,
+            child,
+        } => {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                return Err(RepoError::Invalid { what: "stdin name", detail: format!("{name:?} must be a plain file name") });
+                return Err(RepoError::Invalid {
+                    what: "stdin name",
+                    detail: format!("{name:?} must be a plain file name"),
+                });
             }
             let mut comp = Compressor::new(repo.config.compression);
             let (mut sb, mut buf) = (Vec::new(), Vec::new());
             progress.add_total(1, 0);
             let (ids, sizes, n) = ctx.store_stream(reader, &mut comp, &mut sb, &mut buf)?;
             if let Some((program, mut child)) = child {
-                let st = child.wait().map_err(|e| RepoError::CommandFailed { program: program.clone(), detail: e.to_string() })?;
+                let st = child.wait().map_err(|e| RepoError::CommandFailed {
+                    program: program.clone(),
+                    detail: e.to_string(),
+                })?;
                 if !st.success() {
-                    return Err(RepoError::CommandFailed { program, detail: format!("exited with {st}") });
+                    return Err(RepoError::CommandFailed {
+                        program,
+                        detail: format!("exited with {st}"),
+                    });
                 }
             }
             ctx.files_read.fetch_add(1, Ordering::Relaxed);
@@ -487,7 +606,16 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
     let mut sb = Vec::new();
     let mut store_tree = |nodes: &[Node], summary: &mut Summary| -> Result<Id> {
         let bytes = tree::encode(nodes);
-        let (id, added) = store_blob(repo, &ctx.known, &trees, &mut comp, &mut sb, BlobKind::Tree, &bytes, tree::children(nodes))?;
+        let (id, added) = store_blob(
+            repo,
+            &ctx.known,
+            &trees,
+            &mut comp,
+            &mut sb,
+            BlobKind::Tree,
+            &bytes,
+            tree::children(nodes),
+        )?;
         if let Some(a) = added {
             summary.blobs_added += 1;
             summary.bytes_added += a;
@@ -513,7 +641,8 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
                     None => rec.failed[i] = true,
                 }
             }
-            build_tree(&mut arena, 0, &mut summary, &mut store_tree)?.expect("the root is never excluded")
+            build_tree(&mut arena, 0, &mut summary, &mut store_tree)?
+                .expect("the root is never excluded")
         }
     };
     trees.flush()?;
@@ -528,7 +657,8 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
     summary.bytes_read = ctx.bytes_read.load(Ordering::Relaxed);
     summary.blobs_added += ctx.blobs_added.load(Ordering::Relaxed);
     summary.bytes_added += ctx.bytes_added.load(Ordering::Relaxed);
-    summary.stored_added = ctx.data.stored.load(Ordering::Relaxed) + trees.stored.load(Ordering::Relaxed);
+    summary.stored_added =
+        ctx.data.stored.load(Ordering::Relaxed) + trees.stored.load(Ordering::Relaxed);
     summary.errors = ctx.errors.load(Ordering::Relaxed);
     summary.duration_s = started.elapsed().as_secs_f64();
     let snapshot = Snapshot {
@@ -545,18 +675,28 @@ pub fn backup(repo: &Repository, source: Source, opts: &BackupOptions, progress:
     let id = repo.save_snapshot(&snapshot)?;
     progress.finish();
     drop(lease);
-    Ok(BackupResult { id, errors: snapshot.summary.errors, snapshot })
+    Ok(BackupResult {
+        id,
+        errors: snapshot.summary.errors,
+        snapshot,
+    })
 }
 
 /// The top-level entries of a multi-path backup: each path under its own name.
 fn root_entries(abs: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut entries: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for a in abs {
-        let name = a.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"root".to_vec());
+        let name = a
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_else(|| b"root".to_vec());
         if entries.iter().any(|(_, n)| *n == name) {
             return Err(RepoError::Invalid {
                 what: "paths",
-                detail: format!("two paths have the same name {:?}; back them up separately", String::from_utf8_lossy(&name)),
+                detail: format!(
+                    "two paths have the same name {:?}; back them up separately",
+                    String::from_utf8_lossy(&name)
+                ),
             });
         }
         entries.push((a.clone(), name));

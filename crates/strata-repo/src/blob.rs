@@ -15,11 +15,22 @@ pub struct Compressor {
 
 impl Compressor {
     pub fn new(level: i32) -> Compressor {
-        Compressor { level, zc: zstd::bulk::Compressor::new(level).expect("zstd level is valid"), buf: Vec::new() }
+        Compressor {
+            level,
+            zc: zstd::bulk::Compressor::new(level).expect("zstd level is valid"),
+            buf: Vec::new(),
+        }
     }
 
     /// Frames `data` (compressed when that saves at least 1/32) and appends the sealed blob to `out`.
-    pub fn seal_blob(&mut self, keys: &Keys, kind: BlobKind, id: &Id, data: &[u8], out: &mut Vec<u8>) {
+    pub fn seal_blob(
+        &mut self,
+        keys: &Keys,
+        kind: BlobKind,
+        id: &Id,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         self.buf.clear();
         let mut compressed = false;
         if self.level > 0 && data.len() >= 64 && !looks_incompressible(data) {
@@ -84,16 +95,40 @@ fn looks_incompressible(data: &[u8]) -> bool {
 }
 
 /// Opens a sealed blob and undoes the framing; verifies the ID when `verify`.
-pub fn open_blob(keys: &Keys, kind: BlobKind, id: &Id, pack: &Id, sealed: &[u8], verify: bool) -> Result<Vec<u8>> {
-    let damaged = |detail: String| RepoError::BlobDamaged { id: *id, pack: *pack, detail };
-    let mut plain = keys.open(&kind.aad(id), sealed, "blob").map_err(|e| damaged(e.to_string()))?;
+pub fn open_blob(
+    keys: &Keys,
+    kind: BlobKind,
+    id: &Id,
+    pack: &Id,
+    sealed: &[u8],
+    verify: bool,
+) -> Result<Vec<u8>> {
+    let damaged = |detail: String| RepoError::BlobDamaged {
+        id: *id,
+        pack: *pack,
+        detail,
+    };
+    let mut plain = keys
+        .open(&kind.aad(id), sealed, "blob")
+        .map_err(|e| damaged(e.to_string()))?;
     let data = match plain.first() {
         Some(&FRAME_RAW) => {
             plain.remove(0);
             plain
         }
-        Some(&FRAME_ZSTD) => zstd::stream::decode_all(&plain[1..]).map_err(|e| damaged(format!("zstd: {e}")))?,
-        _ => return Err(damaged(FormatError::Invalid { what: "blob", field: "frame", detail: "unknown framing flag".into() }.to_string())),
+        Some(&FRAME_ZSTD) => {
+            zstd::stream::decode_all(&plain[1..]).map_err(|e| damaged(format!("zstd: {e}")))?
+        }
+        _ => {
+            return Err(damaged(
+                FormatError::Invalid {
+                    what: "blob",
+                    field: "frame",
+                    detail: "unknown framing flag".into(),
+                }
+                .to_string(),
+            ))
+        }
     };
     if verify && keys.blob_id(&data) != *id {
         return Err(damaged("content does not match its ID".into()));

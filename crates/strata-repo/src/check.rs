@@ -11,10 +11,10 @@ use strata_store::Kind;
 use crate::blob::open_blob;
 use crate::error::Result;
 use crate::index::MemIndex;
+use crate::par;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::walk::{load_trees, walk};
-use crate::par;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -54,7 +54,10 @@ impl CheckReport {
 /// index agreement, every blob decrypts and matches its ID.
 fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), String> {
     let p = &idx.packs[pi];
-    let bytes = repo.backend.get(Kind::Pack, &p.pack_id.to_hex()).map_err(|e| e.to_string())?;
+    let bytes = repo
+        .backend
+        .get(Kind::Pack, &p.pack_id.to_hex())
+        .map_err(|e| e.to_string())?;
     if Id::of_stored(&bytes) != p.pack_id {
         return Err("contents do not match the pack's name (hash)".into());
     }
@@ -64,18 +67,31 @@ fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), Strin
     }
     for e in &header.entries {
         let sealed = &data[e.offset as usize..e.offset as usize + e.length as usize];
-        let plain = open_blob(&repo.keys, e.kind, &e.id, &p.pack_id, sealed, true).map_err(|e| e.to_string())?;
+        let plain = open_blob(&repo.keys, e.kind, &e.id, &p.pack_id, sealed, true)
+            .map_err(|e| e.to_string())?;
         if e.kind == BlobKind::Tree {
-            let nodes = strata_format::tree::decode(&plain).map_err(|x| format!("tree {}: {x}", e.id.short()))?;
-            if strata_format::tree::children(&nodes).into_iter().collect::<HashSet<_>>() != e.children.iter().copied().collect() {
-                return Err(format!("tree {}: plaintext child list differs from the tree", e.id.short()));
+            let nodes = strata_format::tree::decode(&plain)
+                .map_err(|x| format!("tree {}: {x}", e.id.short()))?;
+            if strata_format::tree::children(&nodes)
+                .into_iter()
+                .collect::<HashSet<_>>()
+                != e.children.iter().copied().collect()
+            {
+                return Err(format!(
+                    "tree {}: plaintext child list differs from the tree",
+                    e.id.short()
+                ));
             }
         }
     }
     Ok(())
 }
 
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
     // a reader lease: a concurrent prune waits before deleting what we read
     let _lease = crate::lease::Lease::acquire(repo.backend.clone(), "check")?;
@@ -86,14 +102,31 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
     rep.blobs = idx.blob_count();
 
     // packs exist with plausible sizes
-    let listed: HashMap<Id, u64> = repo.backend.list(Kind::Pack)?.into_iter().filter_map(|e| Id::from_hex(&e.name).ok().map(|id| (id, e.size))).collect();
+    let listed: HashMap<Id, u64> = repo
+        .backend
+        .list(Kind::Pack)?
+        .into_iter()
+        .filter_map(|e| Id::from_hex(&e.name).ok().map(|id| (id, e.size)))
+        .collect();
     for p in &idx.packs {
         match listed.get(&p.pack_id) {
-            None => rep.errors.push(format!("pack {} is in the index but missing from storage", p.pack_id)),
+            None => rep.errors.push(format!(
+                "pack {} is in the index but missing from storage",
+                p.pack_id
+            )),
             Some(&size) => {
-                let end = p.header.entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
+                let end = p
+                    .header
+                    .entries
+                    .iter()
+                    .map(|e| e.offset as u64 + e.length as u64)
+                    .max()
+                    .unwrap_or(0);
                 if end > size {
-                    rep.errors.push(format!("pack {} is shorter ({size} bytes) than its index says", p.pack_id));
+                    rep.errors.push(format!(
+                        "pack {} is shorter ({size} bytes) than its index says",
+                        p.pack_id
+                    ));
                 }
             }
         }
@@ -116,7 +149,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         for n in nodes {
             for c in &n.content {
                 if !idx.contains(c) {
-                    tree_errors.push(format!("tree {} references missing blob {} ({:?})", id.short(), c.short(), String::from_utf8_lossy(&n.name)));
+                    tree_errors.push(format!(
+                        "tree {} references missing blob {} ({:?})",
+                        id.short(),
+                        c.short(),
+                        String::from_utf8_lossy(&n.name)
+                    ));
                 }
             }
         }
@@ -137,7 +175,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
             }
             which.truncate(keep.min(which.len()));
         }
-        let bytes: u64 = which.iter().map(|&i| listed.get(&idx.packs[i].pack_id).copied().unwrap_or(0)).sum();
+        let bytes: u64 = which
+            .iter()
+            .map(|&i| listed.get(&idx.packs[i].pack_id).copied().unwrap_or(0))
+            .sum();
         progress.start("read data", Some(which.len() as u64), Some(bytes));
         let results = par::map(&which, par::cpus(), |&pi| {
             let r = verify_pack(repo, &idx, pi);
@@ -146,11 +187,27 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn Progress) ->
         });
         progress.finish();
         rep.packs_read = which.len();
-        let bad: Vec<(usize, String)> = results.into_iter().filter_map(|(pi, r)| r.err().map(|e| (pi, e))).collect();
+        let bad: Vec<(usize, String)> = results
+            .into_iter()
+            .filter_map(|(pi, r)| r.err().map(|e| (pi, e)))
+            .collect();
         if !bad.is_empty() {
             // who is affected
-            let bad_blobs: HashMap<Id, usize> = bad.iter().enumerate().flat_map(|(k, (pi, _))| idx.packs[*pi].header.entries.iter().map(move |e| (e.id, k))).collect();
-            let mut dmg: Vec<Damage> = bad.iter().map(|(pi, e)| Damage { pack: idx.packs[*pi].pack_id, problem: e.clone(), ..Default::default() }).collect();
+            let bad_blobs: HashMap<Id, usize> = bad
+                .iter()
+                .enumerate()
+                .flat_map(|(k, (pi, _))| {
+                    idx.packs[*pi].header.entries.iter().map(move |e| (e.id, k))
+                })
+                .collect();
+            let mut dmg: Vec<Damage> = bad
+                .iter()
+                .map(|(pi, e)| Damage {
+                    pack: idx.packs[*pi].pack_id,
+                    problem: e.clone(),
+                    ..Default::default()
+                })
+                .collect();
             for (sid, s) in &snaps {
                 let mut hit: HashSet<usize> = HashSet::new();
                 if let Some(&k) = bad_blobs.get(&s.tree) {

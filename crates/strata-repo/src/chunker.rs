@@ -14,13 +14,22 @@ pub struct ChunkerParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 }
+        ChunkerParams {
+            min: 512 * 1024,
+            avg: 1024 * 1024,
+            max: 4 * 1024 * 1024,
+        }
     }
 }
 
 impl ChunkerParams {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.min >= 64 && self.min < self.avg && self.avg < self.max && self.avg.is_power_of_two() && self.max <= 64 << 20) {
+        if !(self.min >= 64
+            && self.min < self.avg
+            && self.avg < self.max
+            && self.avg.is_power_of_two()
+            && self.max <= 64 << 20)
+        {
             return Err(format!("chunker sizes {self:?} must satisfy 64 <= min < avg < max <= 64 MiB with avg a power of two"));
         }
         Ok(())
@@ -47,7 +56,12 @@ fn top_bits(n: u32) -> u64 {
 impl Chunker {
     pub fn new(gear: [u64; 256], p: ChunkerParams) -> Chunker {
         let bits = p.avg.trailing_zeros();
-        Chunker { gear: Box::new(gear), p, mask_small: top_bits(bits + 2), mask_large: top_bits(bits.saturating_sub(2)) }
+        Chunker {
+            gear: Box::new(gear),
+            p,
+            mask_small: top_bits(bits + 2),
+            mask_large: top_bits(bits.saturating_sub(2)),
+        }
     }
 
     pub fn params(&self) -> ChunkerParams {
@@ -95,8 +109,9 @@ impl Chunker {
     ) -> Result<u64, E> {
         let max = self.p.max as usize;
         let cap = 2 * max;
-        if buf.len() < cap {
-            buf.resize(cap, 0);
+        // the buffer grows only as far as the input needs: small files stay small
+        if buf.is_empty() {
+            buf.resize(64 * 1024, 0);
         }
         let (mut start, mut end) = (0usize, 0usize);
         let mut eof = false;
@@ -104,12 +119,17 @@ impl Chunker {
         loop {
             // fill until at least max bytes are buffered, or EOF
             while !eof && end - start < max {
-                if end == cap {
-                    buf.copy_within(start..end, 0);
-                    end -= start;
-                    start = 0;
+                if end == buf.len() {
+                    if buf.len() < cap {
+                        let n = (buf.len() * 4).min(cap);
+                        buf.resize(n, 0);
+                    } else {
+                        buf.copy_within(start..end, 0);
+                        end -= start;
+                        start = 0;
+                    }
                 }
-                match r.read(&mut buf[end..cap]) {
+                match r.read(&mut buf[end..]) {
                     Ok(0) => eof = true,
                     Ok(k) => {
                         end += k;
@@ -146,7 +166,14 @@ mod tests {
             x ^= x << 17;
             *g = x;
         }
-        Chunker::new(gear, ChunkerParams { min: 256, avg: 1024, max: 4096 })
+        Chunker::new(
+            gear,
+            ChunkerParams {
+                min: 256,
+                avg: 1024,
+                max: 4096,
+            },
+        )
     }
 
     fn data(n: usize, seed: u64) -> Vec<u8> {
@@ -195,12 +222,25 @@ mod tests {
         let a: std::collections::HashSet<_> = chunks(&c, &d).into_iter().collect();
         let b = chunks(&c, &e);
         let shared = b.iter().filter(|x| a.contains(*x)).count();
-        assert!(shared * 10 >= b.len() * 8, "{shared} of {} chunks shared", b.len());
+        assert!(
+            shared * 10 >= b.len() * 8,
+            "{shared} of {} chunks shared",
+            b.len()
+        );
     }
 
     #[test]
     fn table_changes_boundaries() {
         let d = data(100_000, 3);
-        assert_ne!(chunks(&chunker(1), &d).iter().map(|c| c.len()).collect::<Vec<_>>(), chunks(&chunker(2), &d).iter().map(|c| c.len()).collect::<Vec<_>>());
+        assert_ne!(
+            chunks(&chunker(1), &d)
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>(),
+            chunks(&chunker(2), &d)
+                .iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>()
+        );
     }
 }

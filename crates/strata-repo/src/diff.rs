@@ -21,13 +21,22 @@ pub fn diff(trees: &HashMap<Id, Vec<Node>>, a: &Id, b: &Id) -> Result<Vec<Change
     Ok(out)
 }
 
-fn all_below(trees: &HashMap<Id, Vec<Node>>, id: &Id, prefix: &mut String, kind: char, out: &mut Vec<Change>) {
+fn all_below(
+    trees: &HashMap<Id, Vec<Node>>,
+    id: &Id,
+    prefix: &mut String,
+    kind: char,
+    out: &mut Vec<Change>,
+) {
     if let Some(nodes) = trees.get(id) {
         for n in nodes {
             let len = prefix.len();
             prefix.push('/');
             prefix.push_str(&String::from_utf8_lossy(&n.name));
-            out.push(Change { kind, path: prefix.clone() });
+            out.push(Change {
+                kind,
+                path: prefix.clone(),
+            });
             if let Some(s) = n.subtree() {
                 all_below(trees, &s, prefix, kind, out);
             }
@@ -36,7 +45,13 @@ fn all_below(trees: &HashMap<Id, Vec<Node>>, id: &Id, prefix: &mut String, kind:
     }
 }
 
-fn rec(trees: &HashMap<Id, Vec<Node>>, a: Option<&Id>, b: Option<&Id>, prefix: &mut String, out: &mut Vec<Change>) {
+fn rec(
+    trees: &HashMap<Id, Vec<Node>>,
+    a: Option<&Id>,
+    b: Option<&Id>,
+    prefix: &mut String,
+    out: &mut Vec<Change>,
+) {
     if a == b {
         return;
     }
@@ -56,7 +71,10 @@ fn rec(trees: &HashMap<Id, Vec<Node>>, a: Option<&Id>, b: Option<&Id>, prefix: &
                 let x = &na[i];
                 prefix.push('/');
                 prefix.push_str(&String::from_utf8_lossy(&x.name));
-                out.push(Change { kind: '-', path: prefix.clone() });
+                out.push(Change {
+                    kind: '-',
+                    path: prefix.clone(),
+                });
                 if let Some(s) = x.subtree() {
                     all_below(trees, &s, prefix, '-', out);
                 }
@@ -66,7 +84,10 @@ fn rec(trees: &HashMap<Id, Vec<Node>>, a: Option<&Id>, b: Option<&Id>, prefix: &
                 let y = &nb[j];
                 prefix.push('/');
                 prefix.push_str(&String::from_utf8_lossy(&y.name));
-                out.push(Change { kind: '+', path: prefix.clone() });
+                out.push(Change {
+                    kind: '+',
+                    path: prefix.clone(),
+                });
                 if let Some(s) = y.subtree() {
                     all_below(trees, &s, prefix, '+', out);
                 }
@@ -77,16 +98,40 @@ fn rec(trees: &HashMap<Id, Vec<Node>>, a: Option<&Id>, b: Option<&Id>, prefix: &
                 prefix.push('/');
                 prefix.push_str(&String::from_utf8_lossy(&x.name));
                 if x.kind != y.kind {
-                    out.push(Change { kind: 'T', path: prefix.clone() });
+                    out.push(Change {
+                        kind: 'T',
+                        path: prefix.clone(),
+                    });
                 } else if x.subtree().is_some() {
-                    if x.mode != y.mode || x.uid != y.uid || x.gid != y.gid || x.xattrs != y.xattrs {
-                        out.push(Change { kind: 'U', path: prefix.clone() });
+                    if x.mode != y.mode || x.uid != y.uid || x.gid != y.gid || x.xattrs != y.xattrs
+                    {
+                        out.push(Change {
+                            kind: 'U',
+                            path: prefix.clone(),
+                        });
                     }
-                    rec(trees, x.subtree().as_ref(), y.subtree().as_ref(), prefix, out);
+                    rec(
+                        trees,
+                        x.subtree().as_ref(),
+                        y.subtree().as_ref(),
+                        prefix,
+                        out,
+                    );
                 } else if x.content != y.content || x.target != y.target {
-                    out.push(Change { kind: 'M', path: prefix.clone() });
-                } else if x.mode != y.mode || x.uid != y.uid || x.gid != y.gid || x.mtime != y.mtime || x.xattrs != y.xattrs {
-                    out.push(Change { kind: 'U', path: prefix.clone() });
+                    out.push(Change {
+                        kind: 'M',
+                        path: prefix.clone(),
+                    });
+                } else if x.mode != y.mode
+                    || x.uid != y.uid
+                    || x.gid != y.gid
+                    || x.mtime != y.mtime
+                    || x.xattrs != y.xattrs
+                {
+                    out.push(Change {
+                        kind: 'U',
+                        path: prefix.clone(),
+                    });
                 }
                 i += 1;
                 j += 1;

@@ -13,8 +13,13 @@ pub enum RepoError {
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{location} is not a strata repository (no config)\nhint: create one with `strata init`")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{location} is not a strata repository (no config)\nhint: create one with `strata init`"
+    )]
     NotARepository { location: String },
     #[error("{location} already holds a strata repository")]
     AlreadyExists { location: String },
@@ -48,7 +53,10 @@ impl RepoError {
 /// A read error from a stream whose path the caller adds (see `RepoError::Io`).
 impl From<std::io::Error> for RepoError {
     fn from(source: std::io::Error) -> Self {
-        RepoError::Io { path: PathBuf::new(), source }
+        RepoError::Io {
+            path: PathBuf::new(),
+            source,
+        }
     }
 }
 

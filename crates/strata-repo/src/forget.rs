@@ -29,19 +29,34 @@ pub fn plan(snaps: &[(Id, Snapshot)], policy: &Policy) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
     for (i, (_, s)) in snaps.iter().enumerate() {
-        match groups.iter().position(|g| g.host == s.host && g.paths == s.paths) {
+        match groups
+            .iter()
+            .position(|g| g.host == s.host && g.paths == s.paths)
+        {
             Some(g) => members[g].push(i),
             None => {
-                groups.push(Group { host: s.host.clone(), paths: s.paths.clone(), keep: vec![], remove: vec![] });
+                groups.push(Group {
+                    host: s.host.clone(),
+                    paths: s.paths.clone(),
+                    keep: vec![],
+                    remove: vec![],
+                });
                 members.push(vec![i]);
             }
         }
     }
     for (g, m) in groups.iter_mut().zip(members) {
-        let times: Vec<_> = m.iter().map(|&i| snaps[i].1.time.with_timezone(&Local).naive_local()).collect();
+        let times: Vec<_> = m
+            .iter()
+            .map(|&i| snaps[i].1.time.with_timezone(&Local).naive_local())
+            .collect();
         let reasons = apply(&times, policy);
         for (&i, r) in m.iter().zip(reasons) {
-            let d = Decision { id: snaps[i].0, time: snaps[i].1.time, reasons: r.iter().map(|x: &Reason| x.as_str()).collect() };
+            let d = Decision {
+                id: snaps[i].0,
+                time: snaps[i].1.time,
+                reasons: r.iter().map(|x: &Reason| x.as_str()).collect(),
+            };
             if r.is_empty() {
                 g.remove.push(d);
             } else {

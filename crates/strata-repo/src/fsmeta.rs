@@ -9,7 +9,8 @@ use std::path::Path;
 use strata_format::tree::{Node, NodeKind};
 
 fn cpath(p: &Path) -> std::io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
 /// The node for `name` from its lstat metadata (no xattrs, no link target, no content).
@@ -40,7 +41,11 @@ pub fn node_from_meta(name: Vec<u8>, m: &Metadata) -> Node {
     n.inode = m.ino();
     n.dev = m.dev();
     n.nlink = m.nlink() as u32;
-    n.rdev = if matches!(kind, NodeKind::CharDev | NodeKind::BlockDev) { m.rdev() } else { 0 };
+    n.rdev = if matches!(kind, NodeKind::CharDev | NodeKind::BlockDev) {
+        m.rdev()
+    } else {
+        0
+    };
     n
 }
 
@@ -50,7 +55,13 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut names = vec![0u8; 1024];
     let n = loop {
         // SAFETY: c is NUL-terminated; names is valid for names.len() bytes.
-        let r = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr() as *mut libc::c_char, names.len()) };
+        let r = unsafe {
+            libc::llistxattr(
+                c.as_ptr(),
+                names.as_mut_ptr() as *mut libc::c_char,
+                names.len(),
+            )
+        };
         if r >= 0 {
             break r as usize;
         }
@@ -67,7 +78,14 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut val = vec![0u8; 256];
         loop {
             // SAFETY: pointers valid for the given lengths.
-            let r = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr() as *mut libc::c_void, val.len()) };
+            let r = unsafe {
+                libc::lgetxattr(
+                    c.as_ptr(),
+                    cn.as_ptr(),
+                    val.as_mut_ptr() as *mut libc::c_void,
+                    val.len(),
+                )
+            };
             if r >= 0 {
                 val.truncate(r as usize);
                 out.push((name.to_vec(), val));
@@ -104,7 +122,13 @@ pub fn make_special(p: &Path, n: &Node) -> std::io::Result<()> {
         _ => return Ok(()),
     };
     // SAFETY: c is a valid C string.
-    check(unsafe { libc::mknod(c.as_ptr(), fmt | (n.mode & 0o7777) as libc::mode_t, n.rdev as libc::dev_t) })
+    check(unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            fmt | (n.mode & 0o7777) as libc::mode_t,
+            n.rdev as libc::dev_t,
+        )
+    })
 }
 
 /// Applies owner, mode, xattrs and times. Ownership is restored only as root.
@@ -124,21 +148,44 @@ pub fn apply(p: &Path, n: &Node, as_root: bool) -> std::io::Result<()> {
     if n.kind != NodeKind::Symlink {
         // after chown, which clears setuid bits
         // SAFETY: c is a valid C string.
-        note(check(unsafe { libc::chmod(c.as_ptr(), n.mode as libc::mode_t) }));
+        note(check(unsafe {
+            libc::chmod(c.as_ptr(), n.mode as libc::mode_t)
+        }));
     }
     for (k, v) in &n.xattrs {
         if let Ok(ck) = CString::new(k.clone()) {
             // SAFETY: pointers valid for the given lengths.
-            let r = unsafe { libc::lsetxattr(c.as_ptr(), ck.as_ptr(), v.as_ptr() as *const libc::c_void, v.len(), 0) };
+            let r = unsafe {
+                libc::lsetxattr(
+                    c.as_ptr(),
+                    ck.as_ptr(),
+                    v.as_ptr() as *const libc::c_void,
+                    v.len(),
+                    0,
+                )
+            };
             note(check(r));
         }
     }
     let ts = [
-        libc::timespec { tv_sec: n.mtime.0 as libc::time_t, tv_nsec: n.mtime.1 as libc::c_long },
-        libc::timespec { tv_sec: n.mtime.0 as libc::time_t, tv_nsec: n.mtime.1 as libc::c_long },
+        libc::timespec {
+            tv_sec: n.mtime.0 as libc::time_t,
+            tv_nsec: n.mtime.1 as libc::c_long,
+        },
+        libc::timespec {
+            tv_sec: n.mtime.0 as libc::time_t,
+            tv_nsec: n.mtime.1 as libc::c_long,
+        },
     ];
     // SAFETY: c is valid; ts has two entries.
-    note(check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }));
+    note(check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    }));
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),

@@ -30,7 +30,10 @@ impl Pattern {
         if depth > 0 {
             return Err(format!("pattern {p:?} has an unclosed '['"));
         }
-        Ok(Pattern { pat: t.as_bytes().to_vec(), anchored: t.contains('/') })
+        Ok(Pattern {
+            pat: t.as_bytes().to_vec(),
+            anchored: t.contains('/'),
+        })
     }
 
     /// Matches a path (components separated by `/`) or, unanchored, its last component.
@@ -46,7 +49,11 @@ impl Pattern {
 
 /// Reads patterns from a file's text: one per line, `#` comments and blank lines ignored.
 pub fn parse_lines(text: &str) -> Vec<String> {
-    text.lines().map(|l| l.trim()).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    text.lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 fn class(p: &[u8], c: u8) -> Option<(bool, usize)> {
@@ -85,7 +92,10 @@ pub fn glob(p: &[u8], s: &[u8]) -> bool {
     }
     if p.starts_with(b"**") {
         let rest = &p[2..];
-        let rest = rest.strip_prefix(b"/").map(|r| (r, true)).unwrap_or((rest, false));
+        let rest = rest
+            .strip_prefix(b"/")
+            .map(|r| (r, true))
+            .unwrap_or((rest, false));
         for i in 0..=s.len() {
             if glob(rest.0, &s[i..]) && (i == 0 || !rest.1 || s[i - 1] == b'/') {
                 return true;

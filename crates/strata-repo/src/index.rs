@@ -27,7 +27,9 @@ impl MemIndex {
         let pi = self.packs.len() as u32;
         for (ei, e) in p.header.entries.iter().enumerate() {
             match self.blobs.entry(e.id) {
-                std::collections::hash_map::Entry::Occupied(_) => self.duplicate_bytes += e.length as u64,
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.duplicate_bytes += e.length as u64
+                }
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert((pi, ei as u32));
                 }
@@ -67,6 +69,11 @@ impl MemIndex {
 
     /// Stored bytes of all packs' blobs of a kind.
     pub fn stored_bytes(&self, kind: BlobKind) -> u64 {
-        self.packs.iter().flat_map(|p| &p.header.entries).filter(|e| e.kind == kind).map(|e| e.length as u64).sum()
+        self.packs
+            .iter()
+            .flat_map(|p| &p.header.entries)
+            .filter(|e| e.kind == kind)
+            .map(|e| e.length as u64)
+            .sum()
     }
 }

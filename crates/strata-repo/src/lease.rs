@@ -30,7 +30,10 @@ pub const LEASE_TTL: i64 = 30 * 60;
 
 /// How often a lease is refreshed (overridable for tests).
 pub fn refresh_secs() -> u64 {
-    std::env::var("STRATA_TESTING_LEASE_REFRESH").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+    std::env::var("STRATA_TESTING_LEASE_REFRESH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,7 +47,10 @@ pub struct LeaseInfo {
 }
 
 fn now_f() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// A held lease; refreshed by a background thread until dropped.
@@ -63,12 +69,24 @@ impl Lease {
         getrandom::getrandom(&mut r).expect("the OS random source failed");
         let name = strata_format::id::hex(&r);
         let t = now_f();
-        let info = LeaseInfo { host: crate::repo::hostname(), pid: std::process::id(), operation: operation.into(), started: t, refreshed: t };
+        let info = LeaseInfo {
+            host: crate::repo::hostname(),
+            pid: std::process::id(),
+            operation: operation.into(),
+            started: t,
+            refreshed: t,
+        };
         backend.replace(Kind::Lease, &name, &serde_json::to_vec(&info).unwrap())?;
         let stop = Arc::new(AtomicBool::new(false));
         let last_ok = Arc::new(AtomicI64::new(t as i64));
         let thread = {
-            let (backend, name, stop, last_ok, mut info) = (backend.clone(), name.clone(), stop.clone(), last_ok.clone(), info.clone());
+            let (backend, name, stop, last_ok, mut info) = (
+                backend.clone(),
+                name.clone(),
+                stop.clone(),
+                last_ok.clone(),
+                info.clone(),
+            );
             std::thread::spawn(move || {
                 let every = Duration::from_secs(refresh_secs());
                 let mut waited = Duration::ZERO;
@@ -80,13 +98,23 @@ impl Lease {
                     }
                     waited = Duration::ZERO;
                     info.refreshed = now_f();
-                    if backend.replace(Kind::Lease, &name, &serde_json::to_vec(&info).unwrap()).is_ok() {
+                    if backend
+                        .replace(Kind::Lease, &name, &serde_json::to_vec(&info).unwrap())
+                        .is_ok()
+                    {
                         last_ok.store(info.refreshed as i64, Ordering::Relaxed);
                     }
                 }
             })
         };
-        Ok(Lease { backend, name, info, stop, last_ok, thread: Some(thread) })
+        Ok(Lease {
+            backend,
+            name,
+            info,
+            stop,
+            last_ok,
+            thread: Some(thread),
+        })
     }
 
     /// Fails if the lease could not be kept fresh (a prune may have ignored it).
@@ -148,7 +176,11 @@ pub struct Pending {
 
 impl Pending {
     pub fn new(blobs: Vec<Id>, packs: Vec<Id>) -> Pending {
-        Pending { time: now_f(), blobs, packs }
+        Pending {
+            time: now_f(),
+            blobs,
+            packs,
+        }
     }
 }
 
@@ -159,7 +191,10 @@ pub fn load_pending(backend: &dyn Backend) -> Result<(Vec<String>, HashSet<Id>, 
     for e in backend.list(Kind::Pending)? {
         match backend.get(Kind::Pending, &e.name) {
             Ok(b) => {
-                let p: Pending = serde_json::from_slice(&b).map_err(|e| RepoError::Invalid { what: "pending record", detail: e.to_string() })?;
+                let p: Pending = serde_json::from_slice(&b).map_err(|e| RepoError::Invalid {
+                    what: "pending record",
+                    detail: e.to_string(),
+                })?;
                 blobs.extend(p.blobs);
                 packs.extend(p.packs);
                 names.push(e.name);

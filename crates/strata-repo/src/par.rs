@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 /// Number of worker threads to use for CPU-bound work.
 pub fn cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// Maps `f` over `items` on `threads` threads; results in input order.
@@ -25,11 +27,19 @@ pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + 
             });
         }
     });
-    out.into_inner().unwrap().into_iter().map(|r| r.expect("every item mapped")).collect()
+    out.into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item mapped"))
+        .collect()
 }
 
 /// Like [`map`] for fallible work: the first error wins.
-pub fn try_map<T: Sync, R: Send, E: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Result<R, E> + Sync) -> Result<Vec<R>, E> {
+pub fn try_map<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
     map(items, threads, f).into_iter().collect()
 }
 
@@ -38,7 +48,10 @@ mod tests {
     #[test]
     fn map_keeps_order() {
         let v: Vec<u32> = (0..1000).collect();
-        assert_eq!(super::map(&v, 4, |x| x * 2), v.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(
+            super::map(&v, 4, |x| x * 2),
+            v.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
         assert!(super::try_map(&v, 3, |&x| if x == 500 { Err(x) } else { Ok(x) }).is_err());
     }
 }

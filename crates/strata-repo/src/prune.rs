@@ -39,7 +39,11 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { max_unused_percent: 5.0, wait: Duration::from_secs(600), dry_run: false }
+        PruneOptions {
+            max_unused_percent: 5.0,
+            wait: Duration::from_secs(600),
+            dry_run: false,
+        }
     }
 }
 
@@ -69,7 +73,10 @@ pub fn mark(roots: Vec<Id>, idx: &MemIndex) -> Result<HashSet<Id>> {
         }
         let (_, e) = idx.get(&t).ok_or(RepoError::BlobMissing { id: t })?;
         if e.kind != BlobKind::Tree {
-            return Err(RepoError::Invalid { what: "index", detail: format!("snapshot tree {} is indexed as data", t.short()) });
+            return Err(RepoError::Invalid {
+                what: "index",
+                detail: format!("snapshot tree {} is indexed as data", t.short()),
+            });
         }
         for c in &e.children {
             match idx.get(c) {
@@ -89,10 +96,19 @@ fn snapshot_roots(repo: &Repository) -> Result<Vec<Id>> {
     Ok(repo.snapshots()?.into_iter().map(|s| s.1.tree).collect())
 }
 
-pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+pub fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
     let mut rep = PruneReport::default();
     let (old_records, _, _) = load_pending(&*repo.backend)?;
-    let listed: Vec<Id> = repo.backend.list(Kind::Pack)?.iter().filter_map(|e| Id::from_hex(&e.name).ok()).collect();
+    let listed: Vec<Id> = repo
+        .backend
+        .list(Kind::Pack)?
+        .iter()
+        .filter_map(|e| Id::from_hex(&e.name).ok())
+        .collect();
     let roots = snapshot_roots(repo)?;
     let idx = repo.load_index()?;
     let used = mark(roots, &idx)?;
@@ -112,7 +128,11 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
                 pack_dead.push(e.id);
             }
         }
-        let unused_pct = if total == 0 { 100.0 } else { 100.0 * (total - live) as f64 / total as f64 };
+        let unused_pct = if total == 0 {
+            100.0
+        } else {
+            100.0 * (total - live) as f64 / total as f64
+        };
         if live == 0 {
             rep.packs_deleted += 1;
         } else if unused_pct > opts.max_unused_percent {
@@ -124,11 +144,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
         doomed.push(p.pack_id);
         dead.extend(pack_dead);
     }
-    let orphans: Vec<Id> = listed.iter().filter(|id| !idx.has_pack(id)).copied().collect();
+    let orphans: Vec<Id> = listed
+        .iter()
+        .filter(|id| !idx.has_pack(id))
+        .copied()
+        .collect();
     rep.unindexed_deleted = orphans.len();
     rep.blobs_dead = dead.len();
     let compact = idx.files.len() > 16;
-    if opts.dry_run || (doomed.is_empty() && orphans.is_empty() && !compact && old_records.is_empty()) {
+    if opts.dry_run
+        || (doomed.is_empty() && orphans.is_empty() && !compact && old_records.is_empty())
+    {
         return Ok(rep);
     }
 
@@ -142,7 +168,10 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     repo.backend.put(Kind::Pending, &rname, &rbytes)?;
     let deadline = Instant::now() + opts.wait;
     loop {
-        let older: Vec<_> = live_leases(&*repo.backend)?.into_iter().filter(|(n, l)| *n != _lease.name && l.started < record.time).collect();
+        let older: Vec<_> = live_leases(&*repo.backend)?
+            .into_iter()
+            .filter(|(n, l)| *n != _lease.name && l.started < record.time)
+            .collect();
         if older.is_empty() {
             break;
         }
@@ -160,7 +189,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     let used = mark(roots, &idx)?;
     let dead: HashSet<Id> = dead.into_iter().collect();
     let doomed: HashSet<Id> = doomed.into_iter().collect();
-    let kept_ids: HashSet<Id> = idx.packs.iter().filter(|p| !doomed.contains(&p.pack_id)).flat_map(|p| p.header.entries.iter().map(|e| e.id)).collect();
+    let kept_ids: HashSet<Id> = idx
+        .packs
+        .iter()
+        .filter(|p| !doomed.contains(&p.pack_id))
+        .flat_map(|p| p.header.entries.iter().map(|e| e.id))
+        .collect();
     let data = PackWriter::new(repo, repo.config.pack_size as usize);
     let trees = PackWriter::new(repo, 4 << 20);
     let mut copied: HashSet<Id> = HashSet::new();
@@ -170,17 +204,30 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
             .header
             .entries
             .iter()
-            .filter(|e| (used.contains(&e.id) || !dead.contains(&e.id)) && !kept_ids.contains(&e.id) && !copied.contains(&e.id))
+            .filter(|e| {
+                (used.contains(&e.id) || !dead.contains(&e.id))
+                    && !kept_ids.contains(&e.id)
+                    && !copied.contains(&e.id)
+            })
             .collect();
         if !need.is_empty() {
             let bytes = repo.backend.get(Kind::Pack, &p.pack_id.to_hex())?;
             if Id::of_stored(&bytes) != p.pack_id {
-                return Err(RepoError::BlobDamaged { id: need[0].id, pack: p.pack_id, detail: "pack contents do not match its name; run `strata check --read-data`".into() });
+                return Err(RepoError::BlobDamaged {
+                    id: need[0].id,
+                    pack: p.pack_id,
+                    detail: "pack contents do not match its name; run `strata check --read-data`"
+                        .into(),
+                });
             }
             for e in need {
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                 // the sealed bytes move as they are: no decryption needed
-                let w = if e.kind == BlobKind::Tree { &trees } else { &data };
+                let w = if e.kind == BlobKind::Tree {
+                    &trees
+                } else {
+                    &data
+                };
                 w.add(e.kind, e.id, e.children.clone(), sealed)?;
                 copied.insert(e.id);
                 rep.bytes_repacked += e.length as u64;
@@ -191,7 +238,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     data.flush()?;
     trees.flush()?;
     progress.finish();
-    let mut new_packs: Vec<IndexPack> = idx.packs.iter().filter(|p| !doomed.contains(&p.pack_id)).cloned().collect();
+    let mut new_packs: Vec<IndexPack> = idx
+        .packs
+        .iter()
+        .filter(|p| !doomed.contains(&p.pack_id))
+        .cloned()
+        .collect();
     new_packs.extend(data.take_done());
     new_packs.extend(trees.take_done());
     let new_name = repo.write_index(&new_packs)?;
@@ -202,7 +254,10 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
         }
     }
     // orphans that a finished writer indexed in the meantime are not orphans
-    for id in doomed.iter().chain(orphans.iter().filter(|o| !idx.has_pack(o))) {
+    for id in doomed
+        .iter()
+        .chain(orphans.iter().filter(|o| !idx.has_pack(o)))
+    {
         repo.backend.delete(Kind::Pack, &id.to_hex())?;
     }
     for r in old_records.iter().chain(std::iter::once(&rname)) {

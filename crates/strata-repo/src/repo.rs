@@ -43,7 +43,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { chunker: ChunkerParams::default(), pack_size: 16 << 20, compression: 3, kdf: Kdf::default_params() }
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            compression: 3,
+            kdf: Kdf::default_params(),
+        }
     }
 }
 
@@ -69,54 +74,109 @@ pub(crate) fn hostname() -> String {
 }
 
 pub(crate) fn username() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
-        // SAFETY: geteuid never fails.
-        let uid = unsafe { libc::geteuid() };
-        if uid == 0 { "root".into() } else { uid.to_string() }
-    })
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: geteuid never fails.
+            let uid = unsafe { libc::geteuid() };
+            if uid == 0 {
+                "root".into()
+            } else {
+                uid.to_string()
+            }
+        })
 }
 
 impl Repository {
     /// Creates a new repository in empty storage.
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: InitOptions) -> Result<Repository> {
-        opts.chunker.validate().map_err(|detail| RepoError::Invalid { what: "chunker", detail })?;
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: InitOptions,
+    ) -> Result<Repository> {
+        opts.chunker
+            .validate()
+            .map_err(|detail| RepoError::Invalid {
+                what: "chunker",
+                detail,
+            })?;
         if !backend.list(Kind::Config)?.is_empty() {
-            return Err(RepoError::AlreadyExists { location: backend.location() });
+            return Err(RepoError::AlreadyExists {
+                location: backend.location(),
+            });
         }
         backend.create()?;
         let master = MasterKey::generate();
         let mut rid = [0u8; 32];
         getrandom::getrandom(&mut rid).expect("the OS random source failed");
-        let config = RepoConfig { version: 1, id: Id(rid), chunker: opts.chunker, pack_size: opts.pack_size, compression: opts.compression };
+        let config = RepoConfig {
+            version: 1,
+            id: Id(rid),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression: opts.compression,
+        };
         let kf = KeyFile::create(&master, password, opts.kdf, &hostname(), &username())?;
         let bytes = kf.encode();
         let key_name = Id::of_stored(&bytes).to_hex();
         backend.put(Kind::Key, &key_name, &bytes)?;
         // config last: a repository exists once its config does
-        backend.put(Kind::Config, "config", &serde_json::to_vec_pretty(&config).expect("config serializes"))?;
-        Ok(Repository { backend, keys: master.keys(), master, config, key_name })
+        backend.put(
+            Kind::Config,
+            "config",
+            &serde_json::to_vec_pretty(&config).expect("config serializes"),
+        )?;
+        Ok(Repository {
+            backend,
+            keys: master.keys(),
+            master,
+            config,
+            key_name,
+        })
     }
 
     /// Opens an existing repository with a password.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
         let raw = match backend.get(Kind::Config, "config") {
             Ok(b) => b,
-            Err(StoreError::NotFound { .. }) => return Err(RepoError::NotARepository { location: backend.location() }),
+            Err(StoreError::NotFound { .. }) => {
+                return Err(RepoError::NotARepository {
+                    location: backend.location(),
+                })
+            }
             Err(e) => return Err(e.into()),
         };
-        let config: RepoConfig = serde_json::from_slice(&raw).map_err(|e| RepoError::Invalid { what: "config", detail: e.to_string() })?;
+        let config: RepoConfig = serde_json::from_slice(&raw).map_err(|e| RepoError::Invalid {
+            what: "config",
+            detail: e.to_string(),
+        })?;
         if config.version != 1 {
-            return Err(RepoError::Invalid { what: "config", detail: format!("repository version {} is not supported", config.version) });
+            return Err(RepoError::Invalid {
+                what: "config",
+                detail: format!("repository version {} is not supported", config.version),
+            });
         }
         let mut keys = backend.list(Kind::Key)?;
         keys.sort_by(|a, b| a.name.cmp(&b.name));
         for k in keys {
-            let kf = match backend.get(Kind::Key, &k.name).map_err(RepoError::from).and_then(|b| Ok(KeyFile::decode(&b)?)) {
+            let kf = match backend
+                .get(Kind::Key, &k.name)
+                .map_err(RepoError::from)
+                .and_then(|b| Ok(KeyFile::decode(&b)?))
+            {
                 Ok(kf) => kf,
                 Err(_) => continue,
             };
             match kf.open(password) {
-                Ok(master) => return Ok(Repository { backend, keys: master.keys(), master, config, key_name: k.name }),
+                Ok(master) => {
+                    return Ok(Repository {
+                        backend,
+                        keys: master.keys(),
+                        master,
+                        config,
+                        key_name: k.name,
+                    })
+                }
                 Err(FormatError::WrongPassword) => continue,
                 Err(_) => continue,
             }
@@ -146,7 +206,7 @@ impl Repository {
             let kf = KeyFile::decode(&self.backend.get(Kind::Key, &e.name)?)?;
             out.push((e.name, kf));
         }
-        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        out.sort_by_key(|a| a.1.created);
         Ok(out)
     }
 
@@ -156,8 +216,18 @@ impl Repository {
         let m: Vec<_> = keys.iter().filter(|(n, _)| n.starts_with(prefix)).collect();
         let name = match m.as_slice() {
             [one] => one.0.clone(),
-            [] => return Err(RepoError::Invalid { what: "key", detail: format!("no key matches {prefix:?}") }),
-            _ => return Err(RepoError::Invalid { what: "key", detail: format!("{prefix:?} matches several keys") }),
+            [] => {
+                return Err(RepoError::Invalid {
+                    what: "key",
+                    detail: format!("no key matches {prefix:?}"),
+                })
+            }
+            _ => {
+                return Err(RepoError::Invalid {
+                    what: "key",
+                    detail: format!("{prefix:?} matches several keys"),
+                })
+            }
         };
         if name == self.key_name {
             return Err(RepoError::Invalid { what: "key", detail: "refusing to remove the key this command was opened with; open with another password".into() });
@@ -174,10 +244,17 @@ impl Repository {
         let loaded = par::map(&list, 8, |e| -> Result<(Id, Snapshot)> {
             let bytes = match self.backend.get(Kind::Snapshot, &e.name) {
                 Ok(b) => b,
-                Err(StoreError::NotFound { .. }) => return Err(RepoError::NoSnapshot { spec: e.name.clone() }),
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(RepoError::NoSnapshot {
+                        spec: e.name.clone(),
+                    })
+                }
                 Err(e) => return Err(e.into()),
             };
-            Ok((Id::from_hex(&e.name)?, Snapshot::decode(&bytes, &self.keys)?))
+            Ok((
+                Id::from_hex(&e.name)?,
+                Snapshot::decode(&bytes, &self.keys)?,
+            ))
         });
         let mut out = Vec::new();
         for r in loaded {
@@ -193,16 +270,34 @@ impl Repository {
     }
 
     /// Resolves `latest`, a hex prefix, or a full ID.
-    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(Id, Snapshot)> {
+    pub fn find_snapshot(
+        &self,
+        spec: &str,
+        filter: impl Fn(&Snapshot) -> bool,
+    ) -> Result<(Id, Snapshot)> {
         let all = self.snapshots()?;
         if spec == "latest" {
-            return all.into_iter().rev().find(|(_, s)| filter(s)).ok_or(RepoError::NoSnapshot { spec: spec.into() });
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter(s))
+                .ok_or(RepoError::NoSnapshot { spec: spec.into() });
         }
-        let m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(spec)).collect();
+        let m: Vec<_> = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(spec))
+            .collect();
         match m.len() {
             0 => Err(RepoError::NoSnapshot { spec: spec.into() }),
             1 => Ok(m.into_iter().next().unwrap()),
-            _ => Err(RepoError::AmbiguousSnapshot { spec: spec.into(), matches: m.iter().map(|(i, _)| i.short()).collect::<Vec<_>>().join(", ") }),
+            _ => Err(RepoError::AmbiguousSnapshot {
+                spec: spec.into(),
+                matches: m
+                    .iter()
+                    .map(|(i, _)| i.short())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
         }
     }
 
@@ -255,12 +350,18 @@ impl Repository {
         let hlen = pack::parse_tail(&tail)? as u64;
         let need = hlen + pack::TAIL_LEN as u64;
         if need > size {
-            return Err(FormatError::Invalid { what: "pack trailer", field: "header_len", detail: "exceeds the pack".into() }.into());
+            return Err(FormatError::Invalid {
+                what: "pack trailer",
+                field: "header_len",
+                detail: "exceeds the pack".into(),
+            }
+            .into());
         }
         let hbytes = if need <= tail.len() as u64 {
             tail[tail.len() - need as usize..tail.len() - pack::TAIL_LEN].to_vec()
         } else {
-            self.backend.get_range(Kind::Pack, &name, size - need, hlen)?
+            self.backend
+                .get_range(Kind::Pack, &name, size - need, hlen)?
         };
         let h = PackHeader::decode(&hbytes, Some(&self.keys))?;
         h.check_layout(size - need)?;
@@ -271,8 +372,17 @@ impl Repository {
     /// their headers, skipping `skip` (packs a prune announced for deletion).
     pub fn find_orphans(&self, idx: &MemIndex, skip: &HashSet<Id>) -> Result<Vec<IndexPack>> {
         let list = self.backend.list(Kind::Pack)?;
-        let orphans: Vec<Id> = list.iter().filter_map(|e| Id::from_hex(&e.name).ok()).filter(|id| !idx.has_pack(id) && !skip.contains(id)).collect();
-        let found = par::map(&orphans, 8, |id| self.read_pack_header(id).ok().map(|header| IndexPack { pack_id: *id, header }));
+        let orphans: Vec<Id> = list
+            .iter()
+            .filter_map(|e| Id::from_hex(&e.name).ok())
+            .filter(|id| !idx.has_pack(id) && !skip.contains(id))
+            .collect();
+        let found = par::map(&orphans, 8, |id| {
+            self.read_pack_header(id).ok().map(|header| IndexPack {
+                pack_id: *id,
+                header,
+            })
+        });
         Ok(found.into_iter().flatten().collect())
     }
 
@@ -281,7 +391,9 @@ impl Repository {
     /// Reads, opens and verifies one blob.
     pub fn read_blob(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
         let (pack, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
-        let sealed = self.backend.get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
+        let sealed =
+            self.backend
+                .get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
         open_blob(&self.keys, e.kind, id, pack, &sealed, true)
     }
 
@@ -303,7 +415,13 @@ pub struct PackWriter<'r> {
 
 impl<'r> PackWriter<'r> {
     pub fn new(repo: &'r Repository, target: usize) -> PackWriter<'r> {
-        PackWriter { repo, target, cur: Mutex::new((Vec::new(), PackHeader::default())), done: Mutex::new(Vec::new()), stored: AtomicU64::new(0) }
+        PackWriter {
+            repo,
+            target,
+            cur: Mutex::new((Vec::new(), PackHeader::default())),
+            done: Mutex::new(Vec::new()),
+            stored: AtomicU64::new(0),
+        }
     }
 
     /// Adds a sealed blob; uploads the pack (on this thread) when it is full.
@@ -314,7 +432,13 @@ impl<'r> PackWriter<'r> {
             if buf.capacity() == 0 {
                 buf.reserve(self.target + self.target / 8);
             }
-            header.entries.push(BlobEntry { kind, id, offset: buf.len() as u32, length: sealed.len() as u32, children });
+            header.entries.push(BlobEntry {
+                kind,
+                id,
+                offset: buf.len() as u32,
+                length: sealed.len() as u32,
+                children,
+            });
             buf.extend_from_slice(sealed);
             if buf.len() >= self.target {
                 Some(std::mem::take(&mut *g))
@@ -336,7 +460,10 @@ impl<'r> PackWriter<'r> {
             Err(e) => return Err(e.into()),
         }
         self.stored.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        self.done.lock().unwrap().push(IndexPack { pack_id: id, header });
+        self.done.lock().unwrap().push(IndexPack {
+            pack_id: id,
+            header,
+        });
         Ok(())
     }
 
@@ -356,6 +483,7 @@ impl<'r> PackWriter<'r> {
 }
 
 /// Seals and stores a blob unless `known` already has it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn store_blob(
     repo: &Repository,
     known: &Mutex<HashSet<Id>>,

@@ -50,11 +50,23 @@ struct Target {
 }
 
 /// Restores tree `root` (optionally only `sub` below it) into `target`.
-pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, target: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreStats> {
+pub fn restore(
+    repo: &Repository,
+    idx: &MemIndex,
+    root: &Id,
+    sub: Option<&str>,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
     // what to restore: a subtree, a single node, or everything
     let single: Option<Node>;
     let mut root = *root;
-    match sub.map(|s| resolve(repo, idx, &root, s)).transpose()?.flatten() {
+    match sub
+        .map(|s| resolve(repo, idx, &root, s))
+        .transpose()?
+        .flatten()
+    {
         Some(n) if n.kind == NodeKind::Dir => {
             root = n.subtree().expect("dirs have a subtree");
             single = None;
@@ -62,10 +74,17 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
         Some(n) => single = Some(n),
         None => single = None,
     }
-    let trees = if single.is_some() { HashMap::new() } else { load_trees(repo, idx, &[root])? };
+    let trees = if single.is_some() {
+        HashMap::new()
+    } else {
+        load_trees(repo, idx, &[root])?
+    };
     let mut items: Vec<Item> = Vec::new();
     match &single {
-        Some(n) => items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&n.name)), node: n }),
+        Some(n) => items.push(Item {
+            path: target.join(std::ffi::OsStr::from_bytes(&n.name)),
+            node: n,
+        }),
         None => {
             let mut all: Vec<(Vec<u8>, &Node)> = Vec::new();
             walk(&trees, &root, &mut |p, n| all.push((p.to_vec(), n)))?;
@@ -76,13 +95,19 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
             };
             for ((p, n), k) in all.into_iter().zip(keep) {
                 if k {
-                    items.push(Item { path: target.join(std::ffi::OsStr::from_bytes(&p[1..])), node: n });
+                    items.push(Item {
+                        path: target.join(std::ffi::OsStr::from_bytes(&p[1..])),
+                        node: n,
+                    });
                 }
             }
         }
     }
     fs::create_dir_all(target).map_err(RepoError::io(target))?;
-    let fresh = fs::read_dir(target).map_err(RepoError::io(target))?.next().is_none();
+    let fresh = fs::read_dir(target)
+        .map_err(RepoError::io(target))?
+        .next()
+        .is_none();
     let stats = Mutex::new(RestoreStats::default());
     let errors = AtomicU64::new(0);
     let warn = |msg: String| {
@@ -99,7 +124,11 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
         let n = it.node;
         if !fresh && n.kind != NodeKind::Dir {
             if let Ok(m) = fs::symlink_metadata(&it.path) {
-                let r = if m.is_dir() { fs::remove_dir_all(&it.path) } else { fs::remove_file(&it.path) };
+                let r = if m.is_dir() {
+                    fs::remove_dir_all(&it.path)
+                } else {
+                    fs::remove_file(&it.path)
+                };
                 if let Err(e) = r {
                     warn(format!("{}: {e}", it.path.display()));
                 }
@@ -123,7 +152,9 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
                 files.push(i);
             }
             NodeKind::Symlink => {
-                if let Err(e) = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.target), &it.path) {
+                if let Err(e) =
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.target), &it.path)
+                {
                     warn(format!("{}: {e}", it.path.display()));
                 }
             }
@@ -138,7 +169,10 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
 
     // 2. group blobs by pack
     let mut by_pack: HashMap<u32, HashMap<Id, Vec<Target>>> = HashMap::new();
-    let remaining: Vec<AtomicUsize> = files.iter().map(|&i| AtomicUsize::new(items[i].node.content.len())).collect();
+    let remaining: Vec<AtomicUsize> = files
+        .iter()
+        .map(|&i| AtomicUsize::new(items[i].node.content.len()))
+        .collect();
     let sparse: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     for (fi, &i) in files.iter().enumerate() {
         let n = items[i].node;
@@ -152,7 +186,15 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
         let mut off = 0u64;
         for (bi, id) in n.content.iter().enumerate() {
             let p = idx.pack_of(id).ok_or(RepoError::BlobMissing { id: *id })?;
-            by_pack.entry(p).or_default().entry(*id).or_default().push(Target { file: fi, offset: off });
+            by_pack
+                .entry(p)
+                .or_default()
+                .entry(*id)
+                .or_default()
+                .push(Target {
+                    file: fi,
+                    offset: off,
+                });
             off += *n.sizes.get(bi).unwrap_or(&0) as u64;
         }
     }
@@ -160,10 +202,18 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
     packs.sort_by_key(|p| p.0);
 
     // 3. content, pack by pack
-    let threads = if opts.threads > 0 { opts.threads } else { (par::cpus() * 2).max(4) };
+    let threads = if opts.threads > 0 {
+        opts.threads
+    } else {
+        (par::cpus() * 2).max(4)
+    };
     let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
         let path = &items[files[fi]].path;
-        let f = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         f.write_all_at(data, offset)
     };
     let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
@@ -173,33 +223,53 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
         }
         let r = (|| -> Result<()> {
             let pack = &idx.packs[*pi as usize];
-            let mut entries: Vec<_> = pack.header.entries.iter().filter(|e| blobs.contains_key(&e.id)).collect();
+            let mut entries: Vec<_> = pack
+                .header
+                .entries
+                .iter()
+                .filter(|e| blobs.contains_key(&e.id))
+                .collect();
             entries.sort_by_key(|e| e.offset);
-            let start = entries.first().map(|e| e.offset as u64).unwrap_or(0);
-            let end = entries.iter().map(|e| e.offset as u64 + e.length as u64).max().unwrap_or(0);
-            let useful: u64 = entries.iter().map(|e| e.length as u64).sum();
-            let whole = (end - start) <= useful * 2;
-            let span = if whole { Some(repo.backend.get_range(Kind::Pack, &pack.pack_id.to_hex(), start, end - start)?) } else { None };
-            for e in entries {
-                let sealed = match &span {
-                    Some(s) => s[(e.offset as u64 - start) as usize..(e.offset as u64 - start + e.length as u64) as usize].to_vec(),
-                    None => repo.backend.get_range(Kind::Pack, &pack.pack_id.to_hex(), e.offset as u64, e.length as u64)?,
-                };
-                let data = open_blob(&repo.keys, e.kind, &e.id, &pack.pack_id, &sealed, true)?;
-                for t in &blobs[&e.id] {
-                    match write_sparse(&data, t.offset, |off, d| write_one(t.file, off, d)) {
-                        Ok(skipped) => {
-                            if skipped {
-                                sparse[t.file].store(true, Ordering::Relaxed);
+            // read in windows of up to 4 MiB of neighbouring blobs (gaps under 64 KiB are read through)
+            let name = pack.pack_id.to_hex();
+            let mut w = 0;
+            while w < entries.len() {
+                let start = entries[w].offset as u64;
+                let mut end = start + entries[w].length as u64;
+                let mut k = w + 1;
+                while k < entries.len() {
+                    let (o, l) = (entries[k].offset as u64, entries[k].length as u64);
+                    if o > end + 64 * 1024 || o + l - start > 4 << 20 {
+                        break;
+                    }
+                    end = end.max(o + l);
+                    k += 1;
+                }
+                let span = repo
+                    .backend
+                    .get_range(Kind::Pack, &name, start, end - start)?;
+                for e in &entries[w..k] {
+                    let sealed = &span[(e.offset as u64 - start) as usize
+                        ..(e.offset as u64 - start + e.length as u64) as usize];
+                    let data = open_blob(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed, true)?;
+                    for t in &blobs[&e.id] {
+                        match write_sparse(&data, t.offset, |off, d| write_one(t.file, off, d)) {
+                            Ok(skipped) => {
+                                if skipped {
+                                    sparse[t.file].store(true, Ordering::Relaxed);
+                                }
+                            }
+                            Err(err) => {
+                                warn(format!("{}: {err}", items[files[t.file]].path.display()))
                             }
                         }
-                        Err(err) => warn(format!("{}: {err}", items[files[t.file]].path.display())),
-                    }
-                    progress.inc(0, data.len() as u64);
-                    if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
-                        progress.inc(1, 0);
+                        progress.inc(0, data.len() as u64);
+                        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                            progress.inc(1, 0);
+                        }
                     }
                 }
+                w = k;
             }
             Ok(())
         })();
@@ -214,7 +284,12 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
     for (fi, s) in sparse.iter().enumerate() {
         if s.load(Ordering::Relaxed) {
             let it = &items[files[fi]];
-            let r = OpenOptions::new().write(true).create(true).truncate(false).open(&it.path).and_then(|f| f.set_len(it.node.size));
+            let r = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&it.path)
+                .and_then(|f| f.set_len(it.node.size));
             if let Err(e) = r {
                 warn(format!("{}: {e}", it.path.display()));
             }
@@ -228,13 +303,19 @@ pub fn restore(repo: &Repository, idx: &MemIndex, root: &Id, sub: Option<&str>, 
 
     // 4. metadata: everything but directories in parallel, then directories deepest first
     let as_root = fsmeta::is_root();
-    let non_dirs: Vec<&Item> = items.iter().filter(|it| it.node.kind != NodeKind::Dir).collect();
+    let non_dirs: Vec<&Item> = items
+        .iter()
+        .filter(|it| it.node.kind != NodeKind::Dir)
+        .collect();
     par::map(&non_dirs, threads, |it| {
         if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
             warn(format!("{}: metadata: {e}", it.path.display()));
         }
     });
-    let mut dirs: Vec<&Item> = items.iter().filter(|it| it.node.kind == NodeKind::Dir).collect();
+    let mut dirs: Vec<&Item> = items
+        .iter()
+        .filter(|it| it.node.kind == NodeKind::Dir)
+        .collect();
     dirs.sort_by_key(|it| std::cmp::Reverse(it.path.as_os_str().len()));
     for it in &dirs {
         if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
@@ -257,7 +338,9 @@ fn include_filter(all: &[(Vec<u8>, &Node)], pats: &[Pattern]) -> Vec<bool> {
     let mut keep = vec![false; all.len()];
     let mut matched_prefixes: Vec<Vec<u8>> = Vec::new();
     for (i, (p, _)) in all.iter().enumerate() {
-        let below = matched_prefixes.iter().any(|m| p.starts_with(m) && p.get(m.len()) == Some(&b'/'));
+        let below = matched_prefixes
+            .iter()
+            .any(|m| p.starts_with(m) && p.get(m.len()) == Some(&b'/'));
         if below || pats.iter().any(|pat| pat.matches(p)) {
             keep[i] = true;
             if !below {
@@ -266,7 +349,12 @@ fn include_filter(all: &[(Vec<u8>, &Node)], pats: &[Pattern]) -> Vec<bool> {
         }
     }
     // ancestors of kept entries
-    let kept: Vec<Vec<u8>> = all.iter().zip(&keep).filter(|(_, k)| **k).map(|((p, _), _)| p.clone()).collect();
+    let kept: Vec<Vec<u8>> = all
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|((p, _), _)| p.clone())
+        .collect();
     let mut ancestors = std::collections::HashSet::new();
     for p in kept {
         let mut q = p.as_slice();
@@ -289,7 +377,11 @@ const BLOCK: u64 = 4096;
 
 /// Writes `data` at `offset`, skipping file-system blocks that are all zero
 /// (they become holes). Returns whether anything was skipped.
-fn write_sparse(data: &[u8], offset: u64, mut write: impl FnMut(u64, &[u8]) -> std::io::Result<()>) -> std::io::Result<bool> {
+fn write_sparse(
+    data: &[u8],
+    offset: u64,
+    mut write: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
     let mut skipped = false;
     let mut run_start: Option<usize> = None;
     let mut i = 0usize;

@@ -11,7 +11,11 @@ use crate::par;
 use crate::repo::Repository;
 
 /// Every tree reachable from `roots`, loaded level by level in parallel.
-pub fn load_trees(repo: &Repository, idx: &MemIndex, roots: &[Id]) -> Result<HashMap<Id, Vec<Node>>> {
+pub fn load_trees(
+    repo: &Repository,
+    idx: &MemIndex,
+    roots: &[Id],
+) -> Result<HashMap<Id, Vec<Node>>> {
     let mut out: HashMap<Id, Vec<Node>> = HashMap::new();
     let mut seen: HashSet<Id> = roots.iter().copied().collect();
     let mut level: Vec<Id> = seen.iter().copied().collect();
@@ -35,8 +39,17 @@ pub fn load_trees(repo: &Repository, idx: &MemIndex, roots: &[Id]) -> Result<Has
 
 /// Depth-first pre-order walk over loaded trees; `f(path, node)` with paths
 /// like `/a/b` (relative to the root).
-pub fn walk<'a>(trees: &'a HashMap<Id, Vec<Node>>, root: &Id, f: &mut impl FnMut(&[u8], &'a Node)) -> Result<()> {
-    fn rec<'a>(trees: &'a HashMap<Id, Vec<Node>>, id: &Id, prefix: &mut Vec<u8>, f: &mut impl FnMut(&[u8], &'a Node)) -> Result<()> {
+pub fn walk<'a>(
+    trees: &'a HashMap<Id, Vec<Node>>,
+    root: &Id,
+    f: &mut impl FnMut(&[u8], &'a Node),
+) -> Result<()> {
+    fn rec<'a>(
+        trees: &'a HashMap<Id, Vec<Node>>,
+        id: &Id,
+        prefix: &mut Vec<u8>,
+        f: &mut impl FnMut(&[u8], &'a Node),
+    ) -> Result<()> {
         let nodes = trees.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
         for n in nodes {
             let len = prefix.len();
@@ -60,10 +73,17 @@ pub fn resolve(repo: &Repository, idx: &MemIndex, root: &Id, sub: &str) -> Resul
     let mut found: Option<Node> = None;
     for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if let Some(n) = &found {
-            cur = n.subtree().ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?;
+            cur = n
+                .subtree()
+                .ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?;
         }
         let nodes = repo.load_tree(idx, &cur)?;
-        found = Some(nodes.into_iter().find(|n| n.name == part.as_bytes()).ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?);
+        found = Some(
+            nodes
+                .into_iter()
+                .find(|n| n.name == part.as_bytes())
+                .ok_or_else(|| RepoError::PathNotFound { path: sub.into() })?,
+        );
     }
     Ok(found)
 }
@@ -71,7 +91,16 @@ pub fn resolve(repo: &Repository, idx: &MemIndex, root: &Id, sub: &str) -> Resul
 /// `ls -l`-like line for a node.
 pub fn describe(path: &[u8], n: &Node) -> String {
     let p = String::from_utf8_lossy(path);
-    let mut s = format!("{}{:04o} {:>6} {:>6} {:>12} {} {}", n.kind.letter(), n.mode, n.uid, n.gid, n.size, crate::fmt_time(n.mtime.0), p);
+    let mut s = format!(
+        "{}{:04o} {:>6} {:>6} {:>12} {} {}",
+        n.kind.letter(),
+        n.mode,
+        n.uid,
+        n.gid,
+        n.size,
+        crate::fmt_time(n.mtime.0),
+        p
+    );
     if n.kind == NodeKind::Symlink {
         s.push_str(" -> ");
         s.push_str(&String::from_utf8_lossy(&n.target));

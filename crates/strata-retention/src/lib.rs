@@ -31,7 +31,13 @@ pub struct Policy {
 impl Policy {
     /// True when no rule keeps anything (callers should refuse to forget everything).
     pub fn is_empty(&self) -> bool {
-        self.last == 0 && self.hourly == 0 && self.daily == 0 && self.weekly == 0 && self.monthly == 0 && self.yearly == 0 && self.within.is_none()
+        self.last == 0
+            && self.hourly == 0
+            && self.daily == 0
+            && self.weekly == 0
+            && self.monthly == 0
+            && self.yearly == 0
+            && self.within.is_none()
     }
 }
 
@@ -127,13 +133,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn t(y: i32, m: u32, d: u32, h: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, 0, 0).unwrap()
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
     }
 
     #[test]
     fn daily_keeps_newest_per_day() {
-        let times = vec![t(2026, 1, 1, 1), t(2026, 1, 1, 23), t(2026, 1, 2, 5), t(2026, 1, 3, 5), t(2026, 1, 3, 6)];
-        let p = Policy { daily: 2, ..Default::default() };
+        let times = vec![
+            t(2026, 1, 1, 1),
+            t(2026, 1, 1, 23),
+            t(2026, 1, 2, 5),
+            t(2026, 1, 3, 5),
+            t(2026, 1, 3, 6),
+        ];
+        let p = Policy {
+            daily: 2,
+            ..Default::default()
+        };
         let k = apply(&times, &p);
         let kept: Vec<bool> = k.iter().map(|r| !r.is_empty()).collect();
         assert_eq!(kept, vec![false, false, true, false, true]);
@@ -144,7 +162,14 @@ mod tests {
         // one item per day for 400 days
         let start = t(2025, 1, 1, 12);
         let times: Vec<_> = (0..400).map(|d| start + Duration::days(d)).collect();
-        let p = Policy { last: 3, weekly: 4, monthly: 6, yearly: 2, within: Some(Duration::days(10)), ..Default::default() };
+        let p = Policy {
+            last: 3,
+            weekly: 4,
+            monthly: 6,
+            yearly: 2,
+            within: Some(Duration::days(10)),
+            ..Default::default()
+        };
         let k = apply(&times, &p);
         assert_eq!(k.iter().filter(|r| r.contains(&Reason::Last)).count(), 3);
         assert_eq!(k.iter().filter(|r| r.contains(&Reason::Weekly)).count(), 4);

@@ -51,7 +51,15 @@ impl Kind {
             Kind::Pending => "pending",
         }
     }
-    pub const ALL: [Kind; 7] = [Kind::Config, Kind::Key, Kind::Snapshot, Kind::Index, Kind::Pack, Kind::Lease, Kind::Pending];
+    pub const ALL: [Kind; 7] = [
+        Kind::Config,
+        Kind::Key,
+        Kind::Snapshot,
+        Kind::Index,
+        Kind::Pack,
+        Kind::Lease,
+        Kind::Pending,
+    ];
 }
 
 /// A storage failure.
@@ -65,7 +73,11 @@ pub enum StoreError {
     #[error("invalid object name {name:?}")]
     BadName { name: String },
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: String, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -97,7 +109,12 @@ pub trait Backend: Send + Sync {
 
 /// Object names are lowercase hex or `[a-z0-9-]`; nothing that could escape a prefix.
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err(StoreError::BadName { name: name.into() });
     }
     Ok(())

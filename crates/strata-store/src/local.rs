@@ -18,12 +18,19 @@ pub struct LocalBackend {
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { op, path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
-        LocalBackend { root: root.into(), sync: std::env::var_os("STRATA_NO_FSYNC").is_none() }
+        LocalBackend {
+            root: root.into(),
+            sync: std::env::var_os("STRATA_NO_FSYNC").is_none(),
+        }
     }
 
     fn path(&self, kind: Kind, name: &str) -> Result<PathBuf> {
@@ -44,7 +51,11 @@ impl LocalBackend {
         getrandom::getrandom(&mut r).expect("the OS random source failed");
         let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let tmp = self.root.join("tmp").join(name);
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io("create", &tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
         f.write_all(data).map_err(io("write", &tmp))?;
         if self.sync {
             f.sync_data().map_err(io("fsync", &tmp))?;
@@ -54,7 +65,9 @@ impl LocalBackend {
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         if self.sync {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync", dir))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("fsync", dir))?;
         }
         Ok(())
     }
@@ -76,7 +89,10 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> Result<()> {
         if self.root.join("config").exists() {
-            return Err(StoreError::Exists { kind: Kind::Config, name: "config".into() });
+            return Err(StoreError::Exists {
+                kind: Kind::Config,
+                name: "config".into(),
+            });
         }
         for k in Kind::ALL.iter().filter(|k| **k != Kind::Config) {
             let d = self.root.join(k.dir());
@@ -96,7 +112,10 @@ impl Backend for LocalBackend {
         let _ = fs::remove_file(&tmp);
         match r {
             Ok(()) => self.sync_dir(dst.parent().unwrap()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Exists { kind, name: name.into() }),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Exists {
+                kind,
+                name: name.into(),
+            }),
             Err(e) => Err(io("link", &dst)(e)),
         }
     }
@@ -113,7 +132,10 @@ impl Backend for LocalBackend {
         let p = self.path(kind, name)?;
         fs::read(&p).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound { kind, name: name.into() }
+                StoreError::NotFound {
+                    kind,
+                    name: name.into(),
+                }
             } else {
                 io("read", &p)(e)
             }
@@ -124,7 +146,10 @@ impl Backend for LocalBackend {
         let p = self.path(kind, name)?;
         let f = File::open(&p).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound { kind, name: name.into() }
+                StoreError::NotFound {
+                    kind,
+                    name: name.into(),
+                }
             } else {
                 io("open", &p)(e)
             }
@@ -138,7 +163,10 @@ impl Backend for LocalBackend {
         let p = self.path(kind, name)?;
         let mut f = File::open(&p).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound { kind, name: name.into() }
+                StoreError::NotFound {
+                    kind,
+                    name: name.into(),
+                }
             } else {
                 io("open", &p)(e)
             }
@@ -155,7 +183,11 @@ impl Backend for LocalBackend {
         if kind == Kind::Config {
             let p = self.root.join("config");
             return Ok(match fs::metadata(&p) {
-                Ok(m) => vec![Entry { name: "config".into(), size: m.len(), mtime: m.mtime() }],
+                Ok(m) => vec![Entry {
+                    name: "config".into(),
+                    size: m.len(),
+                    mtime: m.mtime(),
+                }],
                 Err(_) => vec![],
             });
         }
@@ -191,7 +223,11 @@ impl Backend for LocalBackend {
                 }
                 if let Ok(m) = e.metadata() {
                     if m.is_file() {
-                        out.push(Entry { name, size: m.len(), mtime: m.mtime() });
+                        out.push(Entry {
+                            name,
+                            size: m.len(),
+                            mtime: m.mtime(),
+                        });
                     }
                 }
             }
@@ -226,12 +262,21 @@ mod tests {
         b.create().unwrap();
         assert!(b.create().is_ok(), "create without config is idempotent");
         b.put(Kind::Pack, "abcdef", b"hello world").unwrap();
-        assert!(matches!(b.put(Kind::Pack, "abcdef", b"other"), Err(StoreError::Exists { .. })));
+        assert!(matches!(
+            b.put(Kind::Pack, "abcdef", b"other"),
+            Err(StoreError::Exists { .. })
+        ));
         assert_eq!(b.get(Kind::Pack, "abcdef").unwrap(), b"hello world");
         assert_eq!(b.get_range(Kind::Pack, "abcdef", 6, 5).unwrap(), b"world");
-        assert_eq!(b.get_tail(Kind::Pack, "abcdef", 5).unwrap(), (b"world".to_vec(), 11));
+        assert_eq!(
+            b.get_tail(Kind::Pack, "abcdef", 5).unwrap(),
+            (b"world".to_vec(), 11)
+        );
         assert_eq!(b.list(Kind::Pack).unwrap().len(), 1);
-        assert!(matches!(b.get(Kind::Index, "abcdef"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            b.get(Kind::Index, "abcdef"),
+            Err(StoreError::NotFound { .. })
+        ));
         assert!(b.put(Kind::Index, "../x", b"").is_err());
         b.replace(Kind::Lease, "l1", b"a").unwrap();
         b.replace(Kind::Lease, "l1", b"b").unwrap();
@@ -239,7 +284,10 @@ mod tests {
         b.delete(Kind::Pack, "abcdef").unwrap();
         b.delete(Kind::Pack, "abcdef").unwrap();
         assert!(b.list(Kind::Pack).unwrap().is_empty());
-        assert!(fs::read_dir(d.join("tmp")).unwrap().next().is_none(), "no temporaries left");
+        assert!(
+            fs::read_dir(d.join("tmp")).unwrap().next().is_none(),
+            "no temporaries left"
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -59,10 +59,14 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
     let repo = g.open()?;
     let mut pats = c.excludes.clone();
     for f in &c.exclude_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading exclude file {}", f.display()))?;
         pats.extend(parse_lines(&text));
     }
-    let excludes = pats.iter().map(|p| Pattern::new(p).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    let excludes = pats
+        .iter()
+        .map(|p| Pattern::new(p).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
     let parent = if c.force {
         ParentChoice::None
     } else if let Some(p) = &c.parent {
@@ -84,7 +88,11 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
         if !c.paths.is_empty() {
             bail!("--stdin takes no paths");
         }
-        Source::Stream { name: c.stdin_name.clone(), reader: Box::new(std::io::stdin()), child: None }
+        Source::Stream {
+            name: c.stdin_name.clone(),
+            reader: Box::new(std::io::stdin()),
+            child: None,
+        }
     } else if c.command {
         if !c.paths.is_empty() {
             bail!("--command takes no paths (put the command's arguments after --)");
@@ -98,7 +106,11 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
             .spawn()
             .with_context(|| format!("starting {prog:?}"))?;
         let out = child.stdout.take().unwrap();
-        Source::Stream { name: c.stdin_name.clone(), reader: Box::new(out), child: Some((prog.clone(), child)) }
+        Source::Stream {
+            name: c.stdin_name.clone(),
+            reader: Box::new(out),
+            child: Some((prog.clone(), child)),
+        }
     } else {
         if !c.argv.is_empty() {
             bail!("arguments after -- are only for --command");

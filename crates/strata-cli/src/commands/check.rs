@@ -17,7 +17,9 @@ pub struct Check {
 pub fn run(g: &Global, c: Check) -> Result<u8> {
     let subset = match &c.read_data_subset {
         Some(s) => {
-            let v: f64 = s.trim_end_matches('%').parse().map_err(|_| anyhow::anyhow!("invalid --read-data-subset {s:?}: expected a percentage like 10%"))?;
+            let v: f64 = s.trim_end_matches('%').parse().map_err(|_| {
+                anyhow::anyhow!("invalid --read-data-subset {s:?}: expected a percentage like 10%")
+            })?;
             if !(v > 0.0 && v <= 100.0) {
                 bail!("invalid --read-data-subset {s:?}: must be in (0, 100]");
             }
@@ -27,7 +29,14 @@ pub fn run(g: &Global, c: Check) -> Result<u8> {
     };
     let repo = g.open()?;
     let term = g.term();
-    let r = check(&repo, &CheckOptions { read_data: c.read_data || subset.is_some(), subset_percent: subset }, &term)?;
+    let r = check(
+        &repo,
+        &CheckOptions {
+            read_data: c.read_data || subset.is_some(),
+            subset_percent: subset,
+        },
+        &term,
+    )?;
     if g.json {
         super::print_json(&r)?;
     } else {
@@ -36,7 +45,14 @@ pub fn run(g: &Global, c: Check) -> Result<u8> {
         }
         for d in &r.damaged {
             eprintln!("error: pack {} is damaged: {}", d.pack, d.problem);
-            eprintln!("  affected snapshots: {}", if d.snapshots.is_empty() { "none".into() } else { d.snapshots.join(", ") });
+            eprintln!(
+                "  affected snapshots: {}",
+                if d.snapshots.is_empty() {
+                    "none".into()
+                } else {
+                    d.snapshots.join(", ")
+                }
+            );
             for f in &d.files {
                 eprintln!("  affected file: {f}");
             }
@@ -48,7 +64,11 @@ pub fn run(g: &Global, c: Check) -> Result<u8> {
                 r.packs,
                 r.packs_read,
                 r.blobs,
-                if r.problems() == 0 { "no problems found".to_string() } else { format!("{} problem(s)", r.problems()) }
+                if r.problems() == 0 {
+                    "no problems found".to_string()
+                } else {
+                    format!("{} problem(s)", r.problems())
+                }
             );
             if r.unindexed_packs > 0 {
                 println!("{} unindexed pack(s) from interrupted writers (harmless; `strata prune` removes them)", r.unindexed_packs);

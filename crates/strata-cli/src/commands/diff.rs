@@ -27,6 +27,12 @@ pub fn run(g: &Global, c: Diff) -> Result<u8> {
         println!("{}  {}", ch.kind, ch.path);
     }
     let count = |k| changes.iter().filter(|c| c.kind == k).count();
-    println!("{} added, {} removed, {} modified, {} metadata changed", count('+'), count('-'), count('M'), count('U'));
+    println!(
+        "{} added, {} removed, {} modified, {} metadata changed",
+        count('+'),
+        count('-'),
+        count('M'),
+        count('U')
+    );
     Ok(0)
 }

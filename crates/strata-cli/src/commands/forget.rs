@@ -46,7 +46,9 @@ pub fn parse_duration(s: &str) -> Result<chrono::Duration> {
             num.push(c);
             continue;
         }
-        let n: i64 = num.parse().map_err(|_| anyhow::anyhow!("invalid duration {s:?}: expected e.g. 7d, 36h, 2w, 1y6m"))?;
+        let n: i64 = num.parse().map_err(|_| {
+            anyhow::anyhow!("invalid duration {s:?}: expected e.g. 7d, 36h, 2w, 1y6m")
+        })?;
         num.clear();
         total += match c {
             'y' => chrono::Duration::days(365 * n),
@@ -83,12 +85,32 @@ pub fn run(g: &Global, c: Forget) -> Result<u8> {
     }
     if !g.quiet && !g.json {
         for gr in &groups {
-            println!("host {} paths {}: keep {}, remove {}", gr.host, gr.paths.join(" "), gr.keep.len(), gr.remove.len());
+            println!(
+                "host {} paths {}: keep {}, remove {}",
+                gr.host,
+                gr.paths.join(" "),
+                gr.keep.len(),
+                gr.remove.len()
+            );
             for d in &gr.keep {
-                println!("  keep   {} {} ({})", d.id.short(), d.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"), d.reasons.join(", "));
+                println!(
+                    "  keep   {} {} ({})",
+                    d.id.short(),
+                    d.time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S"),
+                    d.reasons.join(", ")
+                );
             }
             for d in &gr.remove {
-                println!("  {} {} {}", if c.dry_run { "would remove" } else { "remove" }, d.id.short(), d.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"));
+                println!(
+                    "  {} {} {}",
+                    if c.dry_run { "would remove" } else { "remove" },
+                    d.id.short(),
+                    d.time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S")
+                );
             }
         }
     }
@@ -108,8 +130,14 @@ pub fn run(g: &Global, c: Forget) -> Result<u8> {
 mod tests {
     #[test]
     fn durations() {
-        assert_eq!(super::parse_duration("1d12h").unwrap(), chrono::Duration::hours(36));
-        assert_eq!(super::parse_duration("2w").unwrap(), chrono::Duration::days(14));
+        assert_eq!(
+            super::parse_duration("1d12h").unwrap(),
+            chrono::Duration::hours(36)
+        );
+        assert_eq!(
+            super::parse_duration("2w").unwrap(),
+            chrono::Duration::days(14)
+        );
         assert!(super::parse_duration("5").is_err());
         assert!(super::parse_duration("3x").is_err());
     }

@@ -20,11 +20,25 @@ pub fn run(g: &Global, c: Init) -> Result<u8> {
     if pw.is_empty() {
         anyhow::bail!("the password is empty\nhint: choose a non-empty password");
     }
-    let repo = Repository::init(backend, &pw, InitOptions { pack_size: c.pack_size << 20, compression: c.compression, ..InitOptions::default() })?;
+    let repo = Repository::init(
+        backend,
+        &pw,
+        InitOptions {
+            pack_size: c.pack_size << 20,
+            compression: c.compression,
+            ..InitOptions::default()
+        },
+    )?;
     if g.json {
-        super::print_json(&serde_json::json!({"id": repo.config.id, "location": repo.backend.location()}))?;
+        super::print_json(
+            &serde_json::json!({"id": repo.config.id, "location": repo.backend.location()}),
+        )?;
     } else if !g.quiet {
-        println!("created strata repository {} at {}", repo.config.id.short(), repo.backend.location());
+        println!(
+            "created strata repository {} at {}",
+            repo.config.id.short(),
+            repo.backend.location()
+        );
         println!("Keep the password safe: without it the data cannot be read.");
     }
     Ok(0)

@@ -35,7 +35,11 @@ impl NewPassword {
         if self.new_password_file.is_none() && self.new_password_command.is_none() {
             anyhow::bail!("no new password given\nhint: use --new-password-file FILE or --new-password-command CMD");
         }
-        let p = PasswordSource { file: self.new_password_file.clone(), command: self.new_password_command.clone() }.get()?;
+        let p = PasswordSource {
+            file: self.new_password_file.clone(),
+            command: self.new_password_command.clone(),
+        }
+        .get()?;
         if p.is_empty() {
             anyhow::bail!("the new password is empty");
         }
@@ -61,7 +65,14 @@ pub fn run(g: &Global, c: Key) -> Result<u8> {
                 super::print_json(&v)?;
             } else {
                 for (n, k) in &keys {
-                    println!("{} {:<8} {} {}@{}", if *n == repo.key_name { '*' } else { ' ' }, &n[..8], k.created.format("%Y-%m-%d %H:%M:%S"), k.username, k.host);
+                    println!(
+                        "{} {:<8} {} {}@{}",
+                        if *n == repo.key_name { '*' } else { ' ' },
+                        &n[..8],
+                        k.created.format("%Y-%m-%d %H:%M:%S"),
+                        k.username,
+                        k.host
+                    );
                 }
             }
         }
@@ -73,9 +84,14 @@ pub fn run(g: &Global, c: Key) -> Result<u8> {
         }
         Key::Passwd(np) => {
             let name = repo.add_key(&np.get()?, Kdf::default_params())?;
-            repo.backend.delete(strata_store::Kind::Key, &repo.key_name)?;
+            repo.backend
+                .delete(strata_store::Kind::Key, &repo.key_name)?;
             if !g.quiet {
-                println!("password changed (key {} replaced by {})", &repo.key_name[..8], &name[..8]);
+                println!(
+                    "password changed (key {} replaced by {})",
+                    &repo.key_name[..8],
+                    &name[..8]
+                );
             }
         }
     }

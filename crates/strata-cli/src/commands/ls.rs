@@ -30,9 +30,18 @@ pub fn run(g: &Global, c: Ls) -> Result<u8> {
             Some(n) => {
                 let path = format!("/{}", p.trim_matches('/'));
                 if g.json {
-                    super::print_json(&serde_json::json!([{"path": path, "type": n.kind.letter().to_string(), "size": n.size}]))?;
+                    super::print_json(
+                        &serde_json::json!([{"path": path, "type": n.kind.letter().to_string(), "size": n.size}]),
+                    )?;
                 } else {
-                    println!("{}", if c.long { describe(path.as_bytes(), &n) } else { path });
+                    println!(
+                        "{}",
+                        if c.long {
+                            describe(path.as_bytes(), &n)
+                        } else {
+                            path
+                        }
+                    );
                 }
                 return Ok(0);
             }

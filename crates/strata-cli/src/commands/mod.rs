@@ -83,12 +83,19 @@ pub enum Command {
 
 impl Global {
     pub fn backend(&self) -> Result<Arc<dyn strata_store::Backend>> {
-        let repo = self.repo.as_ref().context("no repository given\nhint: use --repo DIR or set STRATA_REPOSITORY")?;
+        let repo = self
+            .repo
+            .as_ref()
+            .context("no repository given\nhint: use --repo DIR or set STRATA_REPOSITORY")?;
         Ok(strata_repo::local(repo))
     }
 
     pub fn password(&self) -> Result<Vec<u8>> {
-        PasswordSource { file: self.password_file.clone(), command: self.password_command.clone() }.get()
+        PasswordSource {
+            file: self.password_file.clone(),
+            command: self.password_command.clone(),
+        }
+        .get()
     }
 
     pub fn open(&self) -> Result<Repository> {

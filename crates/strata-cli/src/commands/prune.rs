@@ -40,7 +40,15 @@ pub fn print_report(r: &PruneReport) {
 pub fn run(g: &Global, c: Prune) -> Result<u8> {
     let repo = g.open()?;
     let term = g.term();
-    let r = prune(&repo, &PruneOptions { max_unused_percent: c.max_unused, wait: Duration::from_secs(c.wait), dry_run: c.dry_run }, &term)?;
+    let r = prune(
+        &repo,
+        &PruneOptions {
+            max_unused_percent: c.max_unused,
+            wait: Duration::from_secs(c.wait),
+            dry_run: c.dry_run,
+        },
+        &term,
+    )?;
     if g.json {
         super::print_json(&r)?;
     } else if !g.quiet {

@@ -27,18 +27,36 @@ pub struct Quickstart {
 
 /// Compares two trees: same names, types, contents, modes, mtimes, link targets.
 fn compare(a: &Path, b: &Path, n: &mut u64) -> Result<()> {
-    let (ma, mb) = (std::fs::symlink_metadata(a)?, std::fs::symlink_metadata(b).with_context(|| format!("{} missing", b.display()))?);
-    if ma.file_type() != mb.file_type() || ma.mode() != mb.mode() || (!ma.is_dir() && ma.mtime() != mb.mtime()) {
-        bail!("{} differs from {} (type, mode or mtime)", b.display(), a.display());
+    let (ma, mb) = (
+        std::fs::symlink_metadata(a)?,
+        std::fs::symlink_metadata(b).with_context(|| format!("{} missing", b.display()))?,
+    );
+    if ma.file_type() != mb.file_type()
+        || ma.mode() != mb.mode()
+        || (!ma.is_dir() && ma.mtime() != mb.mtime())
+    {
+        bail!(
+            "{} differs from {} (type, mode or mtime)",
+            b.display(),
+            a.display()
+        );
     }
     *n += 1;
     if ma.is_dir() {
-        let mut ea: Vec<_> = std::fs::read_dir(a)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        let mut eb: Vec<_> = std::fs::read_dir(b)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+        let mut ea: Vec<_> = std::fs::read_dir(a)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        let mut eb: Vec<_> = std::fs::read_dir(b)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
         ea.sort();
         eb.sort();
         if ea != eb {
-            bail!("{} lists different entries than {}", b.display(), a.display());
+            bail!(
+                "{} lists different entries than {}",
+                b.display(),
+                a.display()
+            );
         }
         for e in ea {
             compare(&a.join(&e), &b.join(&e), n)?;
@@ -56,7 +74,11 @@ fn compare(a: &Path, b: &Path, n: &mut u64) -> Result<()> {
 pub fn run(g: &Global, c: Quickstart) -> Result<u8> {
     let source = c.source.clone().unwrap_or_else(|| {
         let d = PathBuf::from("/usr/share/doc");
-        if d.is_dir() { d } else { std::env::current_dir().expect("a current directory") }
+        if d.is_dir() {
+            d
+        } else {
+            std::env::current_dir().expect("a current directory")
+        }
     });
     let repo_dir = c.dir.join("repo");
     let target = c.dir.join("restore");
@@ -72,7 +94,12 @@ pub fn run(g: &Global, c: Quickstart) -> Result<u8> {
         getrandom(&mut r);
         let pw: String = r.iter().map(|b| format!("{b:02x}")).collect();
         use std::io::Write;
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&pwfile)?.write_all(pw.as_bytes())?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&pwfile)?
+            .write_all(pw.as_bytes())?;
     }
     let pw = std::fs::read(&pwfile)?;
     let term = g.term();
@@ -81,12 +108,21 @@ pub fn run(g: &Global, c: Quickstart) -> Result<u8> {
             println!("{s}");
         }
     };
-    say(format!("$ strata init --repo {} --password-file {}", repo_dir.display(), pwfile.display()));
+    say(format!(
+        "$ strata init --repo {} --password-file {}",
+        repo_dir.display(),
+        pwfile.display()
+    ));
     let repo = Repository::init(strata_repo::local(&repo_dir), &pw, InitOptions::default())?;
     say(format!("created repository {}", repo.config.id.short()));
     for round in ["first", "second (nothing changed)"] {
         say(format!("$ strata backup {}   # {round}", source.display()));
-        let r = backup(&repo, Source::Paths(vec![source.clone()]), &BackupOptions::default(), &term)?;
+        let r = backup(
+            &repo,
+            Source::Paths(vec![source.clone()]),
+            &BackupOptions::default(),
+            &term,
+        )?;
         let s = &r.snapshot.summary;
         say(format!(
             "snapshot {}: {} files, {}; read {} files, added {}{}",
@@ -95,27 +131,59 @@ pub fn run(g: &Global, c: Quickstart) -> Result<u8> {
             bytes(s.total_bytes),
             s.files_read,
             bytes(s.bytes_added),
-            if r.errors > 0 { format!(" ({} unreadable entries skipped)", r.errors) } else { String::new() }
+            if r.errors > 0 {
+                format!(" ({} unreadable entries skipped)", r.errors)
+            } else {
+                String::new()
+            }
         ));
     }
     say("$ strata snapshots".into());
     let repo = Repository::open(Arc::clone(&repo.backend), &pw)?;
     for (id, s) in repo.snapshots()? {
-        say(format!("{}  {}  {}  {}", id.short(), s.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"), s.host, s.paths.join(" ")));
+        say(format!(
+            "{}  {}  {}  {}",
+            id.short(),
+            s.time
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S"),
+            s.host,
+            s.paths.join(" ")
+        ));
     }
-    say(format!("$ strata restore latest --target {}", target.display()));
+    say(format!(
+        "$ strata restore latest --target {}",
+        target.display()
+    ));
     let (_, snap) = repo.find_snapshot("latest", |_| true)?;
     let idx = repo.load_index()?;
-    let st = restore(&repo, &idx, &snap.tree, None, &target, &RestoreOptions::default(), &term)?;
+    let st = restore(
+        &repo,
+        &idx,
+        &snap.tree,
+        None,
+        &target,
+        &RestoreOptions::default(),
+        &term,
+    )?;
     say(format!("restored {} files, {}", st.files, bytes(st.bytes)));
     let mut n = 0;
     compare(&source, &target, &mut n).context("verifying the restore against the source")?;
-    say(format!("verified: {n} entries of {} identical to the source", target.display()));
-    say(format!("quickstart OK — repository at {}, password in {}", repo_dir.display(), pwfile.display()));
+    say(format!(
+        "verified: {n} entries of {} identical to the source",
+        target.display()
+    ));
+    say(format!(
+        "quickstart OK — repository at {}, password in {}",
+        repo_dir.display(),
+        pwfile.display()
+    ));
     Ok(0)
 }
 
 fn getrandom(buf: &mut [u8]) {
     use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).expect("/dev/urandom is readable");
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("/dev/urandom is readable");
 }

@@ -36,11 +36,28 @@ pub fn run(g: &Global, c: Restore) -> Result<u8> {
     };
     let (id, snap) = repo.find_snapshot(&spec, |s| c.host.as_ref().is_none_or(|h| &s.host == h))?;
     let idx = repo.load_index()?;
-    let includes = c.includes.iter().map(|p| Pattern::new(p).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    let includes = c
+        .includes
+        .iter()
+        .map(|p| Pattern::new(p).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
     let term = g.term();
-    let st = restore(&repo, &idx, &snap.tree, sub.as_deref(), &c.target, &RestoreOptions { includes, threads: c.threads }, &term)?;
+    let st = restore(
+        &repo,
+        &idx,
+        &snap.tree,
+        sub.as_deref(),
+        &c.target,
+        &RestoreOptions {
+            includes,
+            threads: c.threads,
+        },
+        &term,
+    )?;
     if g.json {
-        super::print_json(&serde_json::json!({"snapshot_id": id, "target": c.target, "stats": st}))?;
+        super::print_json(
+            &serde_json::json!({"snapshot_id": id, "target": c.target, "stats": st}),
+        )?;
     } else if !g.quiet {
         println!(
             "restored snapshot {} to {}: {} files, {} dirs, {} others, {}{}",
@@ -50,7 +67,11 @@ pub fn run(g: &Global, c: Restore) -> Result<u8> {
             st.dirs,
             st.others,
             bytes(st.bytes),
-            if st.errors > 0 { format!("; {} problems (see warnings)", st.errors) } else { String::new() }
+            if st.errors > 0 {
+                format!("; {} problems (see warnings)", st.errors)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(if st.errors > 0 { 3 } else { 0 })

@@ -38,6 +38,14 @@ pub fn run(g: &Global, _c: Stats) -> Result<u8> {
     println!("blobs:            {}", idx.blob_count());
     println!("index:            {}", bytes(index_bytes));
     println!("latest snapshot:  {}", bytes(latest));
-    println!("all snapshots:    {} ({:.1}x the stored size)", bytes(logical), if stored > 0 { logical as f64 / stored as f64 } else { 0.0 });
+    println!(
+        "all snapshots:    {} ({:.1}x the stored size)",
+        bytes(logical),
+        if stored > 0 {
+            logical as f64 / stored as f64
+        } else {
+            0.0
+        }
+    );
     Ok(0)
 }

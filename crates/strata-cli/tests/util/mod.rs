@@ -30,7 +30,10 @@ impl Env {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.env("STRATA_REPOSITORY", &self.repo).env("STRATA_PASSWORD", PASSWORD).env_remove("STRATA_PASSWORD_FILE").env_remove("STRATA_PASSWORD_COMMAND");
+        c.env("STRATA_REPOSITORY", &self.repo)
+            .env("STRATA_PASSWORD", PASSWORD)
+            .env_remove("STRATA_PASSWORD_FILE")
+            .env_remove("STRATA_PASSWORD_COMMAND");
         c.stdin(Stdio::null());
         c
     }
@@ -42,7 +45,13 @@ impl Env {
     /// Runs and asserts exit code 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "strata {args:?} failed ({}):\n{}\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "strata {args:?} failed ({}):\n{}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -62,7 +71,12 @@ impl Env {
     }
 
     pub fn snapshot_ids(&self) -> Vec<String> {
-        self.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+        self.json(&["snapshots"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 
@@ -89,7 +103,9 @@ pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
 
 /// Text-like bytes (compressible).
 pub fn text(seed: u64, n: usize) -> Vec<u8> {
-    let words = ["alpha ", "beta ", "gamma ", "delta\n", "backup ", "strata ", "zfs ", "pool "];
+    let words = [
+        "alpha ", "beta ", "gamma ", "delta\n", "backup ", "strata ", "zfs ", "pool ",
+    ];
     let r = bytes(seed, n / 4 + 1);
     let mut out = Vec::with_capacity(n);
     let mut i = 0;
@@ -106,8 +122,16 @@ pub fn make_tree(root: &Path, seed: u64, files: usize, big: usize) {
     for i in 0..files {
         let d = root.join(format!("d{}", i % 7)).join(format!("s{}", i % 3));
         std::fs::create_dir_all(&d).unwrap();
-        let n = if i < big { 2_000_000 + (i * 77_777) % 3_000_000 } else { (i * 7919) % 20_000 };
-        let data = if i % 2 == 0 { text(seed + i as u64, n) } else { bytes(seed + i as u64, n) };
+        let n = if i < big {
+            2_000_000 + (i * 77_777) % 3_000_000
+        } else {
+            (i * 7919) % 20_000
+        };
+        let data = if i % 2 == 0 {
+            text(seed + i as u64, n)
+        } else {
+            bytes(seed + i as u64, n)
+        };
         std::fs::write(d.join(format!("f{i}.dat")), data).unwrap();
     }
 }
@@ -131,15 +155,26 @@ pub struct Meta {
 fn xattrs(p: &Path) -> Vec<(String, Vec<u8>)> {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     let mut buf = vec![0u8; 65536];
-    let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n =
+        unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
     if n <= 0 {
         return vec![];
     }
     let mut out = Vec::new();
-    for name in buf[..n as usize].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+    for name in buf[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+    {
         let cn = std::ffi::CString::new(name).unwrap();
         let mut v = vec![0u8; 65536];
-        let m = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr() as *mut libc::c_void, v.len()) };
+        let m = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cn.as_ptr(),
+                v.as_mut_ptr() as *mut libc::c_void,
+                v.len(),
+            )
+        };
         if m >= 0 {
             v.truncate(m as usize);
             out.push((String::from_utf8_lossy(name).into_owned(), v));
@@ -153,12 +188,21 @@ fn xattrs(p: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn tree_meta(root: &Path) -> BTreeMap<String, Meta> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    fn rec(root: &Path, p: &Path, out: &mut BTreeMap<String, Meta>, inodes: &mut BTreeMap<u64, Vec<String>>) {
+    fn rec(
+        root: &Path,
+        p: &Path,
+        out: &mut BTreeMap<String, Meta>,
+        inodes: &mut BTreeMap<u64, Vec<String>>,
+    ) {
         for e in std::fs::read_dir(p).unwrap() {
             let e = e.unwrap();
             let path = e.path();
             let m = std::fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let ft = m.file_type();
             use std::os::unix::fs::FileTypeExt;
             let kind = if ft.is_dir() {
@@ -186,12 +230,28 @@ pub fn tree_meta(root: &Path) -> BTreeMap<String, Meta> {
                     mode: m.mode(),
                     uid: m.uid(),
                     gid: m.gid(),
-                    mtime: if ft.is_symlink() { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
+                    mtime: if ft.is_symlink() {
+                        (0, 0)
+                    } else {
+                        (m.mtime(), m.mtime_nsec())
+                    },
                     size: if ft.is_file() { m.size() } else { 0 },
-                    content: if ft.is_file() { Some(blake3::hash(&std::fs::read(&path).unwrap())) } else { None },
-                    target: if ft.is_symlink() { Some(std::fs::read_link(&path).unwrap()) } else { None },
+                    content: if ft.is_file() {
+                        Some(blake3::hash(&std::fs::read(&path).unwrap()))
+                    } else {
+                        None
+                    },
+                    target: if ft.is_symlink() {
+                        Some(std::fs::read_link(&path).unwrap())
+                    } else {
+                        None
+                    },
                     xattrs: xattrs(&path),
-                    rdev: if ft.is_char_device() || ft.is_block_device() { m.rdev() } else { 0 },
+                    rdev: if ft.is_char_device() || ft.is_block_device() {
+                        m.rdev()
+                    } else {
+                        0
+                    },
                     links: vec![],
                 },
             );
@@ -229,10 +289,22 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     }
     assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
     // diff cannot compare fifos and devices; it only reports them, which is fine
-    let o = Command::new("diff").args(["-r", "--no-dereference"]).arg(a).arg(b).output().unwrap();
+    let o = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    let real: Vec<&str> = out.lines().filter(|l| !(l.starts_with("File ") && l.contains(" while file "))).collect();
-    assert!(real.is_empty() && o.stderr.is_empty(), "diff -r found differences:\n{out}{}", String::from_utf8_lossy(&o.stderr));
+    let real: Vec<&str> = out
+        .lines()
+        .filter(|l| !(l.starts_with("File ") && l.contains(" while file ")))
+        .collect();
+    assert!(
+        real.is_empty() && o.stderr.is_empty(),
+        "diff -r found differences:\n{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Every file of the repository, concatenated.
@@ -270,5 +342,10 @@ pub fn du_bytes(p: &Path) -> u64 {
 }
 
 pub fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }

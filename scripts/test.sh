@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs strata's whole test suite on a fresh Debian bookworm machine with the
+# Rust toolchain: installs the system tools the tests use, then cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(acl attr util-linux diffutils)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+cargo test --workspace --release "$@"

@@ -430,7 +430,8 @@ impl<'r> PackWriter<'r> {
             let mut g = self.cur.lock().unwrap();
             let (buf, header) = &mut *g;
             if buf.capacity() == 0 {
-                buf.reserve(self.target + self.target / 8);
+                // room for the last blob that crosses the target and the header: no reallocation
+                buf.reserve(self.target + (self.target / 4).max(sealed.len()) + (1 << 20));
             }
             header.entries.push(BlobEntry {
                 kind,

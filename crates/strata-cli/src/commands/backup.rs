@@ -56,6 +56,14 @@ pub struct Backup {
 }
 
 pub fn run(g: &Global, c: Backup) -> Result<u8> {
+    // Packs are large and short-lived: a fixed mmap threshold returns them to
+    // the OS on free instead of letting glibc's heap keep them (peak RSS), and a
+    // high trim threshold keeps the heap from being trimmed and refaulted.
+    // SAFETY: mallopt only tunes the allocator; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 6 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
     let repo = g.open()?;
     let mut pats = c.excludes.clone();
     for f in &c.exclude_file {

@@ -406,15 +406,15 @@ fn excludes_and_unreadable_files() {
             .unwrap();
         std::fs::set_permissions(src2.join("secret"), std::fs::Permissions::from_mode(0o000))
             .unwrap();
+        // a copy the unprivileged user can execute wherever the checkout lives
+        let bin = env2.path("strata");
+        std::fs::copy(env!("CARGO_BIN_EXE_strata"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let run = |args: &[&str]| {
             let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                env!("CARGO_BIN_EXE_strata"),
-            ])
-            .args(args);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&bin)
+                .args(args);
             c.env("STRATA_REPOSITORY", &env2.repo)
                 .env("STRATA_PASSWORD", PASSWORD);
             c.output().unwrap()

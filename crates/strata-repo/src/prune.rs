@@ -166,11 +166,15 @@ pub fn prune(
     let rbytes = serde_json::to_vec(&record).expect("pending record serializes");
     let rname = Id::of_stored(&rbytes).to_hex();
     repo.backend.put(Kind::Pending, &rname, &rbytes)?;
+    // Taken after the record is visible: a lease that started later belongs to a
+    // writer that reads pending records after putting its lease, so it sees ours.
+    // Every lease that started earlier may have missed the record: wait for it.
+    let visible = crate::lease::now_secs();
     let deadline = Instant::now() + opts.wait;
     loop {
         let older: Vec<_> = live_leases(&*repo.backend)?
             .into_iter()
-            .filter(|(n, l)| *n != _lease.name && l.started < record.time)
+            .filter(|(n, l)| *n != _lease.name && l.started < visible)
             .collect();
         if older.is_empty() {
             break;
@@ -253,10 +257,14 @@ pub fn prune(
             rep.index_files_replaced += 1;
         }
     }
-    // orphans that a finished writer indexed in the meantime are not orphans
+    // Orphans that a finished writer indexed in the meantime are not orphans.
+    // A repacked pack can come out byte-identical to a doomed one (when every
+    // blob of it turned out to be needed): it has the same name and is kept.
+    let indexed: HashSet<Id> = new_packs.iter().map(|p| p.pack_id).collect();
     for id in doomed
         .iter()
         .chain(orphans.iter().filter(|o| !idx.has_pack(o)))
+        .filter(|id| !indexed.contains(id))
     {
         repo.backend.delete(Kind::Pack, &id.to_hex())?;
     }

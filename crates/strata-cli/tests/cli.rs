@@ -57,6 +57,9 @@ fn special_tree(root: &std::path::Path) {
     make_tree(root, 1, 40, 2);
     let s = root.join("special");
     std::fs::create_dir_all(s.join("empty-dir")).unwrap();
+    // the smallest possible tree: one empty file with a one-byte name
+    std::fs::create_dir_all(s.join("tiny")).unwrap();
+    std::fs::write(s.join("tiny/a"), b"").unwrap();
     std::fs::write(s.join("empty"), b"").unwrap();
     std::fs::write(s.join("modes"), b"x").unwrap();
     std::fs::set_permissions(s.join("modes"), std::fs::Permissions::from_mode(0o4751)).unwrap();

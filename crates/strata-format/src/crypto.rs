@@ -121,11 +121,52 @@ impl Keys {
         out.extend_from_slice(&tag);
     }
 
+    /// Seals in place: `out[at..at + 24]` is space for the nonce and
+    /// `out[at + 24..]` the plaintext; encrypts it where it lies and appends
+    /// the tag. The result is the same layout as [`Keys::seal_into`], without a copy.
+    pub fn seal_tail(&self, out: &mut Vec<u8>, at: usize, aad: &[u8]) {
+        assert!(
+            out.len() >= at + NONCE_LEN,
+            "seal_tail needs room for the nonce"
+        );
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).expect("the OS random source failed");
+        out[at..at + NONCE_LEN].copy_from_slice(&nonce);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[at + NONCE_LEN..])
+            .expect("XChaCha20-Poly1305 accepts any length below 256 GiB");
+        out.extend_from_slice(&tag);
+    }
+
     /// `seal_into` a fresh vector.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         self.seal_into(&mut v, aad, plaintext);
         v
+    }
+
+    /// Opens `nonce || ciphertext || tag` into `out` (cleared first), reusing its allocation.
+    pub fn open_into(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+        what: &'static str,
+    ) -> Result<()> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(FormatError::Truncated {
+                what,
+                needed: SEAL_OVERHEAD - sealed.len(),
+            });
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        out.clear();
+        out.extend_from_slice(ct);
+        self.cipher
+            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, out, Tag::from_slice(tag))
+            .map_err(|_| FormatError::BadMac { what })
     }
 
     /// Opens `nonce || ciphertext || tag`.
@@ -173,6 +214,17 @@ mod tests {
             s[i] ^= 1 << bit;
             prop_assert!(k.open(b"a", &s, "t").is_err());
         }
+    }
+
+    #[test]
+    fn seal_tail_matches_seal_into() {
+        let k = MasterKey::generate().keys();
+        let mut v = b"prefix".to_vec();
+        v.extend_from_slice(&[0u8; NONCE_LEN]);
+        v.extend_from_slice(b"the plaintext");
+        k.seal_tail(&mut v, 6, b"aad");
+        assert_eq!(&v[..6], b"prefix");
+        assert_eq!(k.open(b"aad", &v[6..], "t").unwrap(), b"the plaintext");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Blob plaintext framing: compression choice, then sealing.
 
-use strata_format::crypto::SEAL_OVERHEAD;
+use strata_format::crypto::{NONCE_LEN, TAG_LEN};
 use strata_format::pack::{BlobKind, FRAME_RAW, FRAME_ZSTD};
 use strata_format::{FormatError, Id, Keys};
 
@@ -10,7 +10,6 @@ use crate::error::{RepoError, Result};
 pub struct Compressor {
     level: i32,
     zc: zstd::bulk::Compressor<'static>,
-    buf: Vec<u8>,
 }
 
 impl Compressor {
@@ -18,7 +17,6 @@ impl Compressor {
         Compressor {
             level,
             zc: zstd::bulk::Compressor::new(level).expect("zstd level is valid"),
-            buf: Vec::new(),
         }
     }
 
@@ -31,25 +29,24 @@ impl Compressor {
         data: &[u8],
         out: &mut Vec<u8>,
     ) {
-        self.buf.clear();
+        // out = [.. existing][nonce slot][frame][payload] → sealed in place, no copy
+        let at = out.len();
+        out.resize(at + NONCE_LEN, 0);
         let mut compressed = false;
         if self.level > 0 && data.len() >= 64 && !looks_incompressible(data) {
-            let bound = zstd::zstd_safe::compress_bound(data.len());
-            self.buf.reserve(bound + 1);
-            self.buf.push(FRAME_ZSTD);
-            if let Ok(n) = self.zc.compress_to_buffer(data, &mut Spare(&mut self.buf)) {
-                if n + n / 32 < data.len() {
-                    compressed = true;
-                }
+            out.reserve(zstd::zstd_safe::compress_bound(data.len()) + 1 + TAG_LEN);
+            out.push(FRAME_ZSTD);
+            if let Ok(n) = self.zc.compress_to_buffer(data, &mut Spare(out)) {
+                compressed = n + n / 32 < data.len();
             }
         }
         if !compressed {
-            self.buf.clear();
-            self.buf.push(FRAME_RAW);
-            self.buf.extend_from_slice(data);
+            out.truncate(at + NONCE_LEN);
+            out.reserve(data.len() + 1 + TAG_LEN);
+            out.push(FRAME_RAW);
+            out.extend_from_slice(data);
         }
-        out.reserve(self.buf.len() + SEAL_OVERHEAD);
-        keys.seal_into(out, &kind.aad(id), &self.buf);
+        keys.seal_tail(out, at, &kind.aad(id));
     }
 }
 
@@ -94,7 +91,92 @@ fn looks_incompressible(data: &[u8]) -> bool {
     })
 }
 
-/// Opens a sealed blob and undoes the framing; verifies the ID when `verify`.
+/// Opens sealed blobs with reusable buffers and a reusable zstd context.
+pub struct Opener {
+    plain: Vec<u8>,
+    raw: Vec<u8>,
+    dctx: zstd::bulk::Decompressor<'static>,
+}
+
+impl Default for Opener {
+    fn default() -> Self {
+        Opener {
+            plain: Vec::new(),
+            raw: Vec::new(),
+            dctx: zstd::bulk::Decompressor::new().expect("a zstd context"),
+        }
+    }
+}
+
+/// Largest blob plaintext a reader accepts (trees of huge directories included).
+const MAX_BLOB: u64 = 1 << 30;
+
+impl Opener {
+    /// Opens a sealed blob and undoes the framing; verifies the ID when `verify`.
+    /// The result borrows this opener's buffers until the next call.
+    pub fn open(
+        &mut self,
+        keys: &Keys,
+        kind: BlobKind,
+        id: &Id,
+        pack: &Id,
+        sealed: &[u8],
+        verify: bool,
+    ) -> Result<&[u8]> {
+        let damaged = |detail: String| RepoError::BlobDamaged {
+            id: *id,
+            pack: *pack,
+            detail,
+        };
+        keys.open_into(&kind.aad(id), sealed, &mut self.plain, "blob")
+            .map_err(|e| damaged(e.to_string()))?;
+        let data: &[u8] = match self.plain.first() {
+            Some(&FRAME_RAW) => &self.plain[1..],
+            Some(&FRAME_ZSTD) => {
+                let src = &self.plain[1..];
+                match zstd::zstd_safe::get_frame_content_size(src) {
+                    Ok(Some(n)) if n <= MAX_BLOB => {
+                        self.raw.clear();
+                        self.raw.reserve(n as usize);
+                        let got = self
+                            .dctx
+                            .decompress_to_buffer(src, &mut self.raw)
+                            .map_err(|e| damaged(format!("zstd: {e}")))?;
+                        if got as u64 != n {
+                            return Err(damaged(
+                                "zstd frame shorter than its declared size".into(),
+                            ));
+                        }
+                    }
+                    Ok(Some(_)) => {
+                        return Err(damaged("zstd frame declares an impossible size".into()))
+                    }
+                    _ => {
+                        self.raw = zstd::stream::decode_all(src)
+                            .map_err(|e| damaged(format!("zstd: {e}")))?
+                    }
+                }
+                &self.raw
+            }
+            _ => {
+                return Err(damaged(
+                    FormatError::Invalid {
+                        what: "blob",
+                        field: "frame",
+                        detail: "unknown framing flag".into(),
+                    }
+                    .to_string(),
+                ))
+            }
+        };
+        if verify && keys.blob_id(data) != *id {
+            return Err(damaged("content does not match its ID".into()));
+        }
+        Ok(data)
+    }
+}
+
+/// Opens one blob into a fresh vector (see [`Opener`] for repeated use).
 pub fn open_blob(
     keys: &Keys,
     kind: BlobKind,
@@ -103,43 +185,16 @@ pub fn open_blob(
     sealed: &[u8],
     verify: bool,
 ) -> Result<Vec<u8>> {
-    let damaged = |detail: String| RepoError::BlobDamaged {
-        id: *id,
-        pack: *pack,
-        detail,
-    };
-    let mut plain = keys
-        .open(&kind.aad(id), sealed, "blob")
-        .map_err(|e| damaged(e.to_string()))?;
-    let data = match plain.first() {
-        Some(&FRAME_RAW) => {
-            plain.remove(0);
-            plain
-        }
-        Some(&FRAME_ZSTD) => {
-            zstd::stream::decode_all(&plain[1..]).map_err(|e| damaged(format!("zstd: {e}")))?
-        }
-        _ => {
-            return Err(damaged(
-                FormatError::Invalid {
-                    what: "blob",
-                    field: "frame",
-                    detail: "unknown framing flag".into(),
-                }
-                .to_string(),
-            ))
-        }
-    };
-    if verify && keys.blob_id(&data) != *id {
-        return Err(damaged("content does not match its ID".into()));
-    }
-    Ok(data)
+    Opener::default()
+        .open(keys, kind, id, pack, sealed, verify)
+        .map(|d| d.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use strata_format::crypto::SEAL_OVERHEAD;
     use strata_format::MasterKey;
 
     proptest! {

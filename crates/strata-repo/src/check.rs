@@ -8,7 +8,7 @@ use strata_format::pack::{split_pack, BlobKind};
 use strata_format::Id;
 use strata_store::Kind;
 
-use crate::blob::open_blob;
+use crate::blob::Opener;
 use crate::error::Result;
 use crate::index::MemIndex;
 use crate::par;
@@ -65,12 +65,14 @@ fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), Strin
     if header != p.header {
         return Err("header differs from the index".into());
     }
+    let mut opener = Opener::default();
     for e in &header.entries {
         let sealed = &data[e.offset as usize..e.offset as usize + e.length as usize];
-        let plain = open_blob(&repo.keys, e.kind, &e.id, &p.pack_id, sealed, true)
+        let plain = opener
+            .open(&repo.keys, e.kind, &e.id, &p.pack_id, sealed, true)
             .map_err(|e| e.to_string())?;
         if e.kind == BlobKind::Tree {
-            let nodes = strata_format::tree::decode(&plain)
+            let nodes = strata_format::tree::decode(plain)
                 .map_err(|x| format!("tree {}: {x}", e.id.short()))?;
             if strata_format::tree::children(&nodes)
                 .into_iter()

@@ -108,7 +108,8 @@ impl Chunker {
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let max = self.p.max as usize;
-        let cap = 2 * max;
+        // room for one maximal chunk plus a read's worth beyond it
+        let cap = max + (1 << 20);
         // the buffer grows only as far as the input needs: small files stay small
         if buf.is_empty() {
             buf.resize(64 * 1024, 0);

@@ -46,6 +46,11 @@ impl MemIndex {
         })
     }
 
+    /// (pack position, entry position) of a blob.
+    pub fn locate(&self, id: &Id) -> Option<(u32, u32)> {
+        self.blobs.get(id).copied()
+    }
+
     /// The pack position of a blob (for grouping restore work by pack).
     pub fn pack_of(&self, id: &Id) -> Option<u32> {
         self.blobs.get(id).map(|&(p, _)| p)

@@ -13,7 +13,7 @@ use strata_format::tree::{Node, NodeKind};
 use strata_format::Id;
 use strata_store::Kind;
 
-use crate::blob::open_blob;
+use crate::blob::Opener;
 use crate::error::{RepoError, Result};
 use crate::glob::Pattern;
 use crate::index::MemIndex;
@@ -41,12 +41,6 @@ pub struct RestoreStats {
 struct Item<'a> {
     path: PathBuf,
     node: &'a Node,
-}
-
-/// One blob's destinations.
-struct Target {
-    file: usize,
-    offset: u64,
 }
 
 /// Restores tree `root` (optionally only `sub` below it) into `target`.
@@ -85,14 +79,18 @@ pub fn restore(
             path: target.join(std::ffi::OsStr::from_bytes(&n.name)),
             node: n,
         }),
+        None if opts.includes.is_empty() => {
+            walk(&trees, &root, &mut |p, n| {
+                items.push(Item {
+                    path: target.join(std::ffi::OsStr::from_bytes(&p[1..])),
+                    node: n,
+                })
+            })?;
+        }
         None => {
             let mut all: Vec<(Vec<u8>, &Node)> = Vec::new();
             walk(&trees, &root, &mut |p, n| all.push((p.to_vec(), n)))?;
-            let keep: Vec<bool> = if opts.includes.is_empty() {
-                vec![true; all.len()]
-            } else {
-                include_filter(&all, &opts.includes)
-            };
+            let keep = include_filter(&all, &opts.includes);
             for ((p, n), k) in all.into_iter().zip(keep) {
                 if k {
                     items.push(Item {
@@ -167,8 +165,9 @@ pub fn restore(
     }
     progress.start("restore", Some(files.len() as u64), Some(total_bytes));
 
-    // 2. group blobs by pack
-    let mut by_pack: HashMap<u32, HashMap<Id, Vec<Target>>> = HashMap::new();
+    // 2. every (blob, destination) pair, sorted by pack and position in the pack:
+    //    (pack, offset in pack, entry, file, offset in file)
+    let mut refs: Vec<(u32, u32, u32, u32, u64)> = Vec::new();
     let remaining: Vec<AtomicUsize> = files
         .iter()
         .map(|&i| AtomicUsize::new(items[i].node.content.len()))
@@ -185,27 +184,27 @@ pub fn restore(
         }
         let mut off = 0u64;
         for (bi, id) in n.content.iter().enumerate() {
-            let p = idx.pack_of(id).ok_or(RepoError::BlobMissing { id: *id })?;
-            by_pack
-                .entry(p)
-                .or_default()
-                .entry(*id)
-                .or_default()
-                .push(Target {
-                    file: fi,
-                    offset: off,
-                });
+            let (p, e) = idx.locate(id).ok_or(RepoError::BlobMissing { id: *id })?;
+            let po = idx.packs[p as usize].header.entries[e as usize].offset;
+            refs.push((p, po, e, fi as u32, off));
             off += *n.sizes.get(bi).unwrap_or(&0) as u64;
         }
     }
-    let mut packs: Vec<(u32, HashMap<Id, Vec<Target>>)> = by_pack.into_iter().collect();
-    packs.sort_by_key(|p| p.0);
+    refs.sort_unstable();
+    let mut packs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut s0 = 0;
+    for k in 1..=refs.len() {
+        if k == refs.len() || refs[k].0 != refs[s0].0 {
+            packs.push(s0..k);
+            s0 = k;
+        }
+    }
 
     // 3. content, pack by pack
     let threads = if opts.threads > 0 {
         opts.threads
     } else {
-        (par::cpus() * 2).max(4)
+        par::cpus() + 1
     };
     let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
         let path = &items[files[fi]].path;
@@ -217,29 +216,36 @@ pub fn restore(
         f.write_all_at(data, offset)
     };
     let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
-    par::map(&packs, threads, |(pi, blobs)| {
+    par::map(&packs, threads, |range| {
         if fatal.lock().unwrap().is_some() {
             return;
         }
         let r = (|| -> Result<()> {
-            let pack = &idx.packs[*pi as usize];
-            let mut entries: Vec<_> = pack
-                .header
-                .entries
-                .iter()
-                .filter(|e| blobs.contains_key(&e.id))
-                .collect();
-            entries.sort_by_key(|e| e.offset);
-            // read in windows of up to 4 MiB of neighbouring blobs (gaps under 64 KiB are read through)
+            let refs = &refs[range.clone()];
+            let pack = &idx.packs[refs[0].0 as usize];
+            // the distinct blobs, in pack order: (first ref, end of its refs)
+            let mut blobs: Vec<(usize, usize)> = Vec::new();
+            for (k, r) in refs.iter().enumerate() {
+                match blobs.last_mut() {
+                    Some(b) if refs[b.0].2 == r.2 => b.1 = k + 1,
+                    _ => blobs.push((k, k + 1)),
+                }
+            }
+            let entry = |b: &(usize, usize)| &pack.header.entries[refs[b.0].2 as usize];
+            // read in windows of up to 1 MiB of neighbouring blobs (gaps under 64 KiB are read through)
             let name = pack.pack_id.to_hex();
+            let mut opener = Opener::default();
             let mut w = 0;
-            while w < entries.len() {
-                let start = entries[w].offset as u64;
-                let mut end = start + entries[w].length as u64;
+            while w < blobs.len() {
+                let start = entry(&blobs[w]).offset as u64;
+                let mut end = start + entry(&blobs[w]).length as u64;
                 let mut k = w + 1;
-                while k < entries.len() {
-                    let (o, l) = (entries[k].offset as u64, entries[k].length as u64);
-                    if o > end + 64 * 1024 || o + l - start > 4 << 20 {
+                while k < blobs.len() {
+                    let (o, l) = (
+                        entry(&blobs[k]).offset as u64,
+                        entry(&blobs[k]).length as u64,
+                    );
+                    if o > end + 64 * 1024 || o + l - start > 1 << 20 {
                         break;
                     }
                     end = end.max(o + l);
@@ -248,23 +254,26 @@ pub fn restore(
                 let span = repo
                     .backend
                     .get_range(Kind::Pack, &name, start, end - start)?;
-                for e in &entries[w..k] {
+                for b in &blobs[w..k] {
+                    let e = entry(b);
                     let sealed = &span[(e.offset as u64 - start) as usize
                         ..(e.offset as u64 - start + e.length as u64) as usize];
-                    let data = open_blob(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed, true)?;
-                    for t in &blobs[&e.id] {
-                        match write_sparse(&data, t.offset, |off, d| write_one(t.file, off, d)) {
+                    let data =
+                        opener.open(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed, true)?;
+                    for &(_, _, _, file, offset) in &refs[b.0..b.1] {
+                        let file = file as usize;
+                        match write_sparse(data, offset, |off, d| write_one(file, off, d)) {
                             Ok(skipped) => {
                                 if skipped {
-                                    sparse[t.file].store(true, Ordering::Relaxed);
+                                    sparse[file].store(true, Ordering::Relaxed);
                                 }
                             }
                             Err(err) => {
-                                warn(format!("{}: {err}", items[files[t.file]].path.display()))
+                                warn(format!("{}: {err}", items[files[file]].path.display()))
                             }
                         }
                         progress.inc(0, data.len() as u64);
-                        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        if remaining[file].fetch_sub(1, Ordering::AcqRel) == 1 {
                             progress.inc(1, 0);
                         }
                     }

@@ -2,7 +2,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -154,8 +153,20 @@ impl Backend for LocalBackend {
                 io("open", &p)(e)
             }
         })?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact_at(&mut buf, offset).map_err(io("read", &p))?;
+        // read into spare capacity: no zeroing of a buffer about to be overwritten
+        let mut buf = Vec::with_capacity(len as usize);
+        let mut f = f;
+        f.seek(SeekFrom::Start(offset)).map_err(io("seek", &p))?;
+        (&mut f)
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(io("read", &p))?;
+        if buf.len() as u64 != len {
+            return Err(io("read", &p)(std::io::Error::new(
+                ErrorKind::UnexpectedEof,
+                format!("{} bytes at {offset}: object is shorter", len),
+            )));
+        }
         Ok(buf)
     }
 

@@ -27,6 +27,10 @@ pub struct Restore {
 }
 
 pub fn run(g: &Global, c: Restore) -> Result<u8> {
+    // Worker threads free and reallocate blob buffers; two shared malloc arenas
+    // keep that memory reused instead of parked in one arena per thread.
+    // SAFETY: mallopt only tunes the allocator; no other thread exists yet.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let repo = g.open()?;
     // a reader lease: a concurrent prune waits for this restore before deleting packs
     let _lease = strata_repo::lease::Lease::acquire(repo.backend.clone(), "restore")?;

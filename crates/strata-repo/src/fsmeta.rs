@@ -133,7 +133,38 @@ pub fn make_special(p: &Path, n: &Node) -> std::io::Result<()> {
 
 /// Applies owner, mode, xattrs and times. Ownership is restored only as root.
 /// Returns the first error; the caller reports it as a warning.
-pub fn apply(p: &Path, n: &Node, as_root: bool) -> std::io::Result<()> {
+/// What a file or directory that restore just created already has: owner and
+/// permission bits (`0o666`/`0o777` minus the umask). Calls that would set
+/// the same values are skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct Created {
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+}
+
+impl Created {
+    /// The defaults of this process (reads the umask without changing it for long).
+    pub fn current() -> Created {
+        // SAFETY: umask is process-wide and always succeeds; it is restored at once.
+        let mask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        } as u32;
+        // SAFETY: getters that never fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Created {
+            uid,
+            gid,
+            file_mode: 0o666 & !mask,
+            dir_mode: 0o777 & !mask,
+        }
+    }
+}
+
+pub fn apply(p: &Path, n: &Node, as_root: bool, created: Option<&Created>) -> std::io::Result<()> {
     let c = cpath(p)?;
     let mut first_err: Option<std::io::Error> = None;
     let mut note = |r: std::io::Result<()>| {
@@ -141,11 +172,17 @@ pub fn apply(p: &Path, n: &Node, as_root: bool) -> std::io::Result<()> {
             first_err.get_or_insert(e);
         }
     };
-    if as_root {
+    let same_owner = created.is_some_and(|c| c.uid == n.uid && c.gid == n.gid);
+    if as_root && !same_owner {
         // SAFETY: c is a valid C string.
         note(check(unsafe { libc::lchown(c.as_ptr(), n.uid, n.gid) }));
     }
-    if n.kind != NodeKind::Symlink {
+    let same_mode = created.is_some_and(|c| match n.kind {
+        NodeKind::File => n.mode == c.file_mode,
+        NodeKind::Dir => n.mode == c.dir_mode,
+        _ => false,
+    });
+    if n.kind != NodeKind::Symlink && !(same_mode && (same_owner || !as_root)) {
         // after chown, which clears setuid bits
         // SAFETY: c is a valid C string.
         note(check(unsafe {

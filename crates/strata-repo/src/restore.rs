@@ -312,12 +312,18 @@ pub fn restore(
 
     // 4. metadata: everything but directories in parallel, then directories deepest first
     let as_root = fsmeta::is_root();
+    // Into a fresh target without setgid, what we created has our owner and the
+    // umask's modes: calls that would set the same are skipped.
+    let setgid = fs::metadata(target)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o2000 != 0)
+        .unwrap_or(true);
+    let created = (fresh && !setgid).then(fsmeta::Created::current);
     let non_dirs: Vec<&Item> = items
         .iter()
         .filter(|it| it.node.kind != NodeKind::Dir)
         .collect();
     par::map(&non_dirs, threads, |it| {
-        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
+        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root, created.as_ref()) {
             warn(format!("{}: metadata: {e}", it.path.display()));
         }
     });
@@ -327,7 +333,7 @@ pub fn restore(
         .collect();
     dirs.sort_by_key(|it| std::cmp::Reverse(it.path.as_os_str().len()));
     for it in &dirs {
-        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root) {
+        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root, created.as_ref()) {
             warn(format!("{}: metadata: {e}", it.path.display()));
         }
     }

@@ -204,7 +204,7 @@ pub fn restore(
     let threads = if opts.threads > 0 {
         opts.threads
     } else {
-        par::cpus()
+        par::cpus() + 1
     };
     let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
         let path = &items[files[fi]].path;

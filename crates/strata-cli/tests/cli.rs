@@ -394,6 +394,44 @@ fn excludes_and_unreadable_files() {
     let snaps = env.json(&["snapshots", "--host", "h1", "--tag", "t1"]);
     assert_eq!(snaps.as_array().unwrap().len(), 1);
 
+    // a subset of packs is read and verified
+    let r = env.json(&["check", "--read-data-subset", "50%"]);
+    assert!(r["packs_read"].as_u64().unwrap() >= 1);
+    assert!(r["packs_read"].as_u64().unwrap() <= r["packs"].as_u64().unwrap());
+
+    // --one-file-system: a mount below the source is kept as an empty directory
+    if unsafe { libc::geteuid() } == 0 {
+        let mnt = src.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if mounted {
+            std::fs::write(mnt.join("other-fs.txt"), b"x").unwrap();
+            let o1 = env.run(&[
+                "backup",
+                src.to_str().unwrap(),
+                "--one-file-system",
+                "--tag",
+                "xdev",
+            ]);
+            let o2 = env.run(&["backup", src.to_str().unwrap(), "--tag", "all"]);
+            Command::new("umount").arg(&mnt).status().unwrap();
+            assert!(o1.status.success() && o2.status.success());
+            let ls = env.ok(&["ls", "latest"]);
+            assert!(ls.contains("/mnt/other-fs.txt"), "{ls}");
+            let ids = env.snapshot_ids();
+            let ls = env.ok(&["ls", &ids[ids.len() - 2][..8]]);
+            assert!(
+                ls.contains("/mnt\n") && !ls.contains("other-fs.txt"),
+                "{ls}"
+            );
+        }
+    }
+
     // unreadable file: as an unprivileged user, exit code 3 and a partial snapshot
     if unsafe { libc::geteuid() } == 0 && have("setpriv") {
         let env2 = Env::new("unreadable");

@@ -171,24 +171,9 @@ impl Keys {
 
     /// Opens `nonce || ciphertext || tag`.
     pub fn open(&self, aad: &[u8], sealed: &[u8], what: &'static str) -> Result<Vec<u8>> {
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(FormatError::Truncated {
-                what,
-                needed: SEAL_OVERHEAD - sealed.len(),
-            });
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = ct.to_vec();
-        self.cipher
-            .decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                aad,
-                &mut buf,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| FormatError::BadMac { what })?;
-        Ok(buf)
+        let mut out = Vec::new();
+        self.open_into(aad, sealed, &mut out, what)?;
+        Ok(out)
     }
 }
 

@@ -8,7 +8,7 @@
 //! unchanged directory hashes to the parent's tree ID and costs nothing),
 //! then the index is written, then the snapshot: pack → index → snapshot.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -30,7 +30,7 @@ use crate::glob::Pattern;
 use crate::index::MemIndex;
 use crate::lease::{load_pending, Lease};
 use crate::progress::Progress;
-use crate::repo::{now, store_blob, PackWriter, Repository};
+use crate::repo::{now, store_blob, Known, PackWriter, Repository};
 use crate::{fsmeta, par};
 
 /// Which snapshot to compare against.
@@ -98,7 +98,7 @@ struct FileJob {
 
 struct Ctx<'a> {
     repo: &'a Repository,
-    known: Mutex<HashSet<Id>>,
+    known: Known<'a>,
     data: PackWriter<'a>,
     chunker: Chunker,
     progress: &'a dyn Progress,
@@ -359,12 +359,7 @@ impl Ctx<'_> {
                             && o.mode == node.mode
                     });
                     match prev {
-                        Some(o)
-                            if {
-                                let k = self.known.lock().unwrap();
-                                o.content.iter().all(|id| k.contains(id))
-                            } =>
-                        {
+                        Some(o) if o.content.iter().all(|id| self.known.contains(id)) => {
                             node.content = o.content.clone();
                             node.sizes = o.sizes.clone();
                             self.progress.inc(1, node.size);
@@ -455,10 +450,6 @@ pub fn backup(
         idx.add(o.clone());
     }
     let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
-    let mut known: HashSet<Id> = idx.ids().copied().collect();
-    for b in &dropped_blobs {
-        known.remove(b);
-    }
     let threads = if opts.threads > 0 {
         opts.threads
     } else {
@@ -466,7 +457,7 @@ pub fn backup(
     };
     let ctx = Ctx {
         repo,
-        known: Mutex::new(known),
+        known: Known::new(&idx, &dropped_blobs),
         data: PackWriter::new(repo, repo.config.pack_size as usize),
         chunker: repo.chunker(),
         progress,

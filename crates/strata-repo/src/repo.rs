@@ -483,11 +483,43 @@ impl<'r> PackWriter<'r> {
     }
 }
 
+/// The blob IDs a writer may deduplicate against: the loaded index minus the
+/// blobs a prune announced as dead, plus what this run stored. (A view, not a
+/// copy of the index's keys.)
+pub(crate) struct Known<'a> {
+    idx: &'a MemIndex,
+    dropped: &'a HashSet<Id>,
+    added: Mutex<HashSet<Id>>,
+}
+
+impl<'a> Known<'a> {
+    pub(crate) fn new(idx: &'a MemIndex, dropped: &'a HashSet<Id>) -> Known<'a> {
+        Known {
+            idx,
+            dropped,
+            added: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn in_index(&self, id: &Id) -> bool {
+        self.idx.contains(id) && !self.dropped.contains(id)
+    }
+
+    pub(crate) fn contains(&self, id: &Id) -> bool {
+        self.in_index(id) || self.added.lock().unwrap().contains(id)
+    }
+
+    /// True if the caller is the first to store `id`.
+    fn claim(&self, id: Id) -> bool {
+        !self.in_index(&id) && self.added.lock().unwrap().insert(id)
+    }
+}
+
 /// Seals and stores a blob unless `known` already has it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store_blob(
     repo: &Repository,
-    known: &Mutex<HashSet<Id>>,
+    known: &Known,
     writer: &PackWriter,
     comp: &mut Compressor,
     sealbuf: &mut Vec<u8>,
@@ -496,7 +528,7 @@ pub(crate) fn store_blob(
     children: Vec<Id>,
 ) -> Result<(Id, Option<u64>)> {
     let id = repo.keys.blob_id(data);
-    if !known.lock().unwrap().insert(id) {
+    if !known.claim(id) {
         return Ok((id, None));
     }
     sealbuf.clear();

@@ -24,6 +24,25 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
+/// Maps a missing file to [`StoreError::NotFound`] and anything else to an I/O error.
+fn not_found_or<'a>(
+    kind: Kind,
+    name: &'a str,
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |e| {
+        if e.kind() == ErrorKind::NotFound {
+            StoreError::NotFound {
+                kind,
+                name: name.into(),
+            }
+        } else {
+            io(op, path)(e)
+        }
+    }
+}
+
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
         LocalBackend {
@@ -129,30 +148,12 @@ impl Backend for LocalBackend {
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         let p = self.path(kind, name)?;
-        fs::read(&p).map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound {
-                    kind,
-                    name: name.into(),
-                }
-            } else {
-                io("read", &p)(e)
-            }
-        })
+        fs::read(&p).map_err(not_found_or(kind, name, "read", &p))
     }
 
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let p = self.path(kind, name)?;
-        let f = File::open(&p).map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound {
-                    kind,
-                    name: name.into(),
-                }
-            } else {
-                io("open", &p)(e)
-            }
-        })?;
+        let f = File::open(&p).map_err(not_found_or(kind, name, "open", &p))?;
         // read into spare capacity: no zeroing of a buffer about to be overwritten
         let mut buf = Vec::with_capacity(len as usize);
         let mut f = f;
@@ -172,16 +173,7 @@ impl Backend for LocalBackend {
 
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)> {
         let p = self.path(kind, name)?;
-        let mut f = File::open(&p).map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                StoreError::NotFound {
-                    kind,
-                    name: name.into(),
-                }
-            } else {
-                io("open", &p)(e)
-            }
-        })?;
+        let mut f = File::open(&p).map_err(not_found_or(kind, name, "open", &p))?;
         let size = f.metadata().map_err(io("stat", &p))?.len();
         let n = len.min(size);
         f.seek(SeekFrom::Start(size - n)).map_err(io("seek", &p))?;

@@ -580,25 +580,20 @@ fn forget_applies_policy_per_host_and_paths() {
     make_tree(&src, 7, 5, 0);
     env.init();
     // 10 daily snapshots for host a, 3 for host b
+    let backup_at = |host: &str, now: &str| {
+        let o = env
+            .cmd()
+            .env("STRATA_TESTING_NOW", now)
+            .args(["backup", "--host", host, src.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
     for day in 1..=10 {
         let now = format!("2026-03-{day:02}T12:00:00Z");
-        assert!(env
-            .cmd()
-            .env("STRATA_TESTING_NOW", &now)
-            .args(["backup", "--host", "a", src.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .status
-            .success());
+        backup_at("a", &now);
         if day <= 3 {
-            assert!(env
-                .cmd()
-                .env("STRATA_TESTING_NOW", &now)
-                .args(["backup", "--host", "b", src.to_str().unwrap()])
-                .output()
-                .unwrap()
-                .status
-                .success());
+            backup_at("b", &now);
         }
     }
     let plan = env.json(&[

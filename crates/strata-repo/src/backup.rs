@@ -74,8 +74,8 @@ pub struct BackupResult {
     pub errors: u64,
 }
 
+#[derive(Default)]
 struct DirRec {
-    path: PathBuf,
     nodes: Vec<Node>,
     /// For each node: the arena slot of its directory record.
     sub: Vec<Option<usize>>,
@@ -259,13 +259,7 @@ impl Ctx<'_> {
         parent: Option<Id>,
         tx: &SyncSender<FileJob>,
     ) -> Result<()> {
-        let mut rec = DirRec {
-            path: path.clone(),
-            nodes: vec![],
-            sub: vec![],
-            failed: vec![],
-            excluded: false,
-        };
+        let mut rec = DirRec::default();
         let rd = match std::fs::read_dir(&path) {
             Ok(rd) => rd,
             Err(e) => {
@@ -379,13 +373,7 @@ impl Ctx<'_> {
                     sub = Some(s);
                     let ptree = old.get(&node.name).and_then(|o| o.subtree());
                     if cross {
-                        self.arena.lock().unwrap()[s] = Some(DirRec {
-                            path: p.clone(),
-                            nodes: vec![],
-                            sub: vec![],
-                            failed: vec![],
-                            excluded: false,
-                        });
+                        self.arena.lock().unwrap()[s] = Some(DirRec::default());
                     } else {
                         subdirs.push((s, p.clone(), ptree));
                     }
@@ -519,13 +507,7 @@ pub fn backup(
                     Ok(())
                 } else {
                     root_entries(&abs).and_then(|entries| {
-                        let rec = DirRec {
-                            path: PathBuf::from("/"),
-                            nodes: vec![],
-                            sub: vec![],
-                            failed: vec![],
-                            excluded: false,
-                        };
+                        let rec = DirRec::default();
                         ctx.add_entries(slot, rec, entries, ptree, &tx)
                     })
                 };
@@ -732,6 +714,5 @@ fn build_tree(
         }
         nodes.push(n);
     }
-    let _ = &rec.path;
     Ok(Some(store(&nodes, summary)?))
 }

@@ -112,7 +112,7 @@ impl Default for Opener {
 const MAX_BLOB: u64 = 1 << 30;
 
 impl Opener {
-    /// Opens a sealed blob and undoes the framing; verifies the ID when `verify`.
+    /// Opens a sealed blob and undoes the framing, and verifies the ID.
     /// The result borrows this opener's buffers until the next call.
     pub fn open(
         &mut self,
@@ -121,7 +121,6 @@ impl Opener {
         id: &Id,
         pack: &Id,
         sealed: &[u8],
-        verify: bool,
     ) -> Result<&[u8]> {
         let damaged = |detail: String| RepoError::BlobDamaged {
             id: *id,
@@ -169,7 +168,7 @@ impl Opener {
                 ))
             }
         };
-        if verify && keys.blob_id(data) != *id {
+        if keys.blob_id(data) != *id {
             return Err(damaged("content does not match its ID".into()));
         }
         Ok(data)
@@ -183,10 +182,9 @@ pub fn open_blob(
     id: &Id,
     pack: &Id,
     sealed: &[u8],
-    verify: bool,
 ) -> Result<Vec<u8>> {
     Opener::default()
-        .open(keys, kind, id, pack, sealed, verify)
+        .open(keys, kind, id, pack, sealed)
         .map(|d| d.to_vec())
 }
 
@@ -206,8 +204,8 @@ mod tests {
             let mut c = Compressor::new(3);
             let mut out = Vec::new();
             c.seal_blob(&k, BlobKind::Data, &id, &data, &mut out);
-            prop_assert_eq!(open_blob(&k, BlobKind::Data, &id, &Id::default(), &out, true).unwrap(), data.clone());
-            prop_assert!(open_blob(&k, BlobKind::Tree, &id, &Id::default(), &out, true).is_err());
+            prop_assert_eq!(open_blob(&k, BlobKind::Data, &id, &Id::default(), &out).unwrap(), data.clone());
+            prop_assert!(open_blob(&k, BlobKind::Tree, &id, &Id::default(), &out).is_err());
         }
     }
 

@@ -69,7 +69,7 @@ fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), Strin
     for e in &header.entries {
         let sealed = &data[e.offset as usize..e.offset as usize + e.length as usize];
         let plain = opener
-            .open(&repo.keys, e.kind, &e.id, &p.pack_id, sealed, true)
+            .open(&repo.keys, e.kind, &e.id, &p.pack_id, sealed)
             .map_err(|e| e.to_string())?;
         if e.kind == BlobKind::Tree {
             let nodes = strata_format::tree::decode(plain)

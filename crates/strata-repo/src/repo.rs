@@ -394,7 +394,7 @@ impl Repository {
         let sealed =
             self.backend
                 .get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
-        open_blob(&self.keys, e.kind, id, pack, &sealed, true)
+        open_blob(&self.keys, e.kind, id, pack, &sealed)
     }
 
     /// Loads and decodes a tree.

@@ -106,7 +106,6 @@ pub fn restore(
         .map_err(RepoError::io(target))?
         .next()
         .is_none();
-    let stats = Mutex::new(RestoreStats::default());
     let errors = AtomicU64::new(0);
     let warn = |msg: String| {
         errors.fetch_add(1, Ordering::Relaxed);
@@ -258,8 +257,7 @@ pub fn restore(
                     let e = entry(b);
                     let sealed = &span[(e.offset as u64 - start) as usize
                         ..(e.offset as u64 - start + e.length as u64) as usize];
-                    let data =
-                        opener.open(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed, true)?;
+                    let data = opener.open(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed)?;
                     for &(_, _, _, file, offset) in &refs[b.0..b.1] {
                         let file = file as usize;
                         match write_sparse(data, offset, |off, d| write_one(file, off, d)) {
@@ -338,13 +336,13 @@ pub fn restore(
         }
     }
     progress.finish();
-    let mut s = stats.into_inner().unwrap();
-    s.files = files.len() as u64 + links.len() as u64;
-    s.dirs = dirs.len() as u64;
-    s.others = (items.len() - files.len() - links.len() - dirs.len()) as u64;
-    s.bytes = total_bytes;
-    s.errors = errors.load(Ordering::Relaxed);
-    Ok(s)
+    Ok(RestoreStats {
+        files: (files.len() + links.len()) as u64,
+        dirs: dirs.len() as u64,
+        others: (items.len() - files.len() - links.len() - dirs.len()) as u64,
+        bytes: total_bytes,
+        errors: errors.load(Ordering::Relaxed),
+    })
 }
 
 /// Which walked entries to restore: matches, everything below a match, and

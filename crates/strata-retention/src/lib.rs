@@ -203,3 +203,41 @@ mod tests {
         }
     }
 }
+
+/// sanoid's rule for one snapshot type ("daily = 30" means: never keep a
+/// daily older than 30 days, but never go below 30 dailies): walking
+/// `created` oldest first, an item is removed while it is older than
+/// `now - max_age` and more than `min_count` items remain. Returns the
+/// indices (into `created`, which must be sorted ascending) to remove.
+pub fn min_count_max_age(created: &[f64], min_count: f64, max_age: f64, now: f64) -> Vec<usize> {
+    let limit = now - max_age;
+    let mut left = created.len() as f64;
+    let mut out = Vec::new();
+    for (i, &c) in created.iter().enumerate() {
+        if c < limit && left > min_count {
+            out.push(i);
+            left -= 1.0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod min_count_tests {
+    use super::min_count_max_age;
+
+    #[test]
+    fn count_is_a_floor_and_age_a_ceiling() {
+        let h = 3600.0;
+        let now = 100.0 * h;
+        // hourly = 2 with hourlies aged 5..1 h keeps the newest 2.
+        let c: Vec<f64> = (1..=5).rev().map(|a| now - a as f64 * h).collect();
+        assert_eq!(min_count_max_age(&c, 2.0, 2.0 * h, now), vec![0, 1, 2]);
+        // Old but too few: nothing goes.
+        assert!(min_count_max_age(&c, 5.0, 0.0, now).is_empty());
+        // Count 0 removes everything older than now.
+        assert_eq!(min_count_max_age(&[now - 100.0], 0.0, 0.0, now), vec![0]);
+        // Exactly at the limit stays (strictly older goes).
+        assert!(min_count_max_age(&[now - 2.0 * h, now], 1.0, 2.0 * h, now).is_empty());
+    }
+}

@@ -10,6 +10,7 @@ mod ls;
 mod prune;
 mod quickstart;
 mod restore;
+mod snapshot;
 mod snapshots;
 mod stats;
 
@@ -75,6 +76,8 @@ pub enum Command {
     /// Manage the passwords (key files) that open the repository.
     #[command(subcommand)]
     Key(key::Key),
+    /// Take and prune local ZFS/btrfs snapshots by policy (sanoid-compatible).
+    Snapshot(snapshot::Snapshot),
     /// Show repository statistics.
     Stats(stats::Stats),
     /// Build and exercise a demo: init, backup, snapshots, restore, verify.
@@ -124,6 +127,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Check(c) => check::run(g, c),
         Command::Key(c) => key::run(g, c),
         Command::Stats(c) => stats::run(g, c),
+        Command::Snapshot(c) => snapshot::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),
     }
 }

@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // Installed as `sanoid` (a symlink), strata behaves as `strata snapshot`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let invoked = std::path::Path::new(&args[0]).file_name().map(|n| n.to_owned());
+    let invoked = std::path::Path::new(&args[0])
+        .file_name()
+        .map(|n| n.to_owned());
     if invoked.is_some_and(|n| n == "sanoid") {
         args.insert(1, "snapshot".into());
     }

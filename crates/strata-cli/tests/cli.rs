@@ -1,5 +1,6 @@
 //! End-to-end tests of the `strata` binary on real directories.
 
+mod snapshot;
 mod util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

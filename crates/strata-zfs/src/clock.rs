@@ -95,7 +95,13 @@ pub fn sortable(t: i64) -> String {
 /// Parse `YYYY-MM-DD_HH:MM:SS` (local time) back to an epoch second.
 pub fn parse_sortable(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'_' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'_'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -143,11 +149,20 @@ mod tests {
     fn timelocal_across_dst() {
         berlin();
         // Winter: UTC+1.
-        assert_eq!(timelocal(2026, 1, 15, 12, 0, 0), timegm(2026, 1, 15, 11, 0, 0));
+        assert_eq!(
+            timelocal(2026, 1, 15, 12, 0, 0),
+            timegm(2026, 1, 15, 11, 0, 0)
+        );
         // Summer: UTC+2.
-        assert_eq!(timelocal(2026, 7, 15, 12, 0, 0), timegm(2026, 7, 15, 10, 0, 0));
+        assert_eq!(
+            timelocal(2026, 7, 15, 12, 0, 0),
+            timegm(2026, 7, 15, 10, 0, 0)
+        );
         // 2026-10-25 02:30 happens twice: the earlier (CEST) instant.
-        assert_eq!(timelocal(2026, 10, 25, 2, 30, 0), timegm(2026, 10, 25, 0, 30, 0));
+        assert_eq!(
+            timelocal(2026, 10, 25, 2, 30, 0),
+            timegm(2026, 10, 25, 0, 30, 0)
+        );
         // 2026-03-29 02:30 does not exist: read with +1, i.e. 03:30 CEST.
         let t = timelocal(2026, 3, 29, 2, 30, 0);
         assert_eq!(t, timegm(2026, 3, 29, 1, 30, 0));

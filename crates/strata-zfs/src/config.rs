@@ -149,9 +149,7 @@ pub fn resolve(
         .into());
     }
     let Some(dflt) = defaults.section("template_default") else {
-        return Err(
-            ConfigError::file(defaults_file, "has no [template_default] section").into(),
-        );
+        return Err(ConfigError::file(defaults_file, "has no [template_default] section").into());
     };
     // Die with honour on any key the defaults do not define.
     for sec in &user.sections {
@@ -191,8 +189,9 @@ pub fn resolve(
             }
             for (k, v, _) in &user_default.entries {
                 if matches_any(k, &["template", "recursive"]) {
-                    cfg.warnings
-                        .push(format!("ignored key '{k}' from user-defined default template."));
+                    cfg.warnings.push(format!(
+                        "ignored key '{k}' from user-defined default template."
+                    ));
                     continue;
                 }
                 cfg.entry(name).values.insert(k.clone(), v.clone());
@@ -356,15 +355,15 @@ pub fn ini_from_toml(text: &str, file: &str) -> Result<Ini> {
         Ok(())
     };
     if let Some(d) = value.get("snapshot_defaults") {
-        let t = d.as_table().ok_or_else(|| {
-            ConfigError::file(file, "[snapshot_defaults] must be a table")
-        })?;
+        let t = d
+            .as_table()
+            .ok_or_else(|| ConfigError::file(file, "[snapshot_defaults] must be a table"))?;
         push_table("template_default".into(), t, &[])?;
     }
     if let Some(ts) = value.get("snapshot_template") {
-        let ts = ts.as_table().ok_or_else(|| {
-            ConfigError::file(file, "[snapshot_template.NAME] must be tables")
-        })?;
+        let ts = ts
+            .as_table()
+            .ok_or_else(|| ConfigError::file(file, "[snapshot_template.NAME] must be tables"))?;
         for (name, t) in ts {
             let t = t.as_table().ok_or_else(|| {
                 ConfigError::file(file, format!("[snapshot_template.{name}] must be a table"))
@@ -445,7 +444,10 @@ mod tests {
         assert_eq!(c.get("p").unwrap().get("hourly"), "7");
         assert_eq!(c.get("p").unwrap().get("process_children_only"), "1");
         assert!(c.get("p/c").is_none());
-        assert!(c.warnings.iter().any(|w| w.contains("ignored key 'recursive'")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("ignored key 'recursive'")));
     }
 
     #[test]
@@ -463,9 +465,15 @@ mod tests {
     #[test]
     fn child_section_must_follow_parent() {
         // A child section before its recursive parent is overwritten by the parent.
-        let c = resolve_str("[p/a]\ndaily = 1\n[p]\nrecursive = yes\ndaily = 5\n", &["p", "p/a"]);
+        let c = resolve_str(
+            "[p/a]\ndaily = 1\n[p]\nrecursive = yes\ndaily = 5\n",
+            &["p", "p/a"],
+        );
         assert_eq!(c.get("p/a").unwrap().get("daily"), "5");
-        let c = resolve_str("[p]\nrecursive = yes\ndaily = 5\n[p/a]\ndaily = 1\n", &["p", "p/a"]);
+        let c = resolve_str(
+            "[p]\nrecursive = yes\ndaily = 5\n[p/a]\ndaily = 1\n",
+            &["p", "p/a"],
+        );
         assert_eq!(c.get("p/a").unwrap().get("daily"), "1");
     }
 
@@ -473,9 +481,11 @@ mod tests {
     fn unknown_key_dies_with_sanoid_message() {
         let d = Ini::parse(EMBEDDED_DEFAULTS, "defaults").unwrap();
         let u = Ini::parse("[p]\nhourlly = 3\n", "/etc/sanoid/sanoid.conf").unwrap();
-        let e = resolve(&d, "defaults", &u, "/etc/sanoid/sanoid.conf", &mut |_| Ok(vec![]))
-            .unwrap_err()
-            .to_string();
+        let e = resolve(&d, "defaults", &u, "/etc/sanoid/sanoid.conf", &mut |_| {
+            Ok(vec![])
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("FATAL ERROR: I don't understand the setting hourlly you've set in [p] in /etc/sanoid/sanoid.conf."), "{e}");
     }
@@ -497,7 +507,11 @@ mod tests {
         let d = Ini::parse(EMBEDDED_DEFAULTS, "defaults").unwrap();
         let tree = ["zroot".to_string(), "zroot/tmp".to_string()];
         let mut lister = |p: &str| -> Result<Vec<String>> {
-            Ok(tree.iter().filter(|d| d.starts_with(&format!("{p}/"))).cloned().collect())
+            Ok(tree
+                .iter()
+                .filter(|d| d.starts_with(&format!("{p}/")))
+                .cloned()
+                .collect())
         };
         let c = resolve(&d, "defaults", &ini, "strata.toml", &mut lister).unwrap();
         assert_eq!(c.get("zroot/tmp").unwrap().get("autosnap"), "0");

@@ -42,7 +42,8 @@ pub fn display(prog: &str, args: &[&str]) -> String {
     let mut s = prog.to_string();
     for a in args {
         s.push(' ');
-        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()*?".contains(c)) {
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()*?".contains(c))
+        {
             s.push('\'');
             s.push_str(&a.replace('\'', "'\\''"));
             s.push('\'');
@@ -138,7 +139,10 @@ fn invalid_option(stderr: &str) -> bool {
 impl Zfs {
     /// Descendants of `ds` (not `ds` itself), as `zfs list -Hr` orders them.
     pub fn children(&self, ds: &str) -> Result<Vec<String>> {
-        let out = must("zfs", &["list", "-o", "name", "-t", "filesystem,volume", "-Hr", ds])?;
+        let out = must(
+            "zfs",
+            &["list", "-o", "name", "-t", "filesystem,volume", "-Hr", ds],
+        )?;
         Ok(out.lines().skip(1).map(str::to_string).collect())
     }
 
@@ -248,7 +252,9 @@ impl Btrfs {
                 continue;
             }
             let p = e.path();
-            let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             use std::os::unix::fs::MetadataExt;
             // A btrfs subvolume's root directory is inode 256.
             if md.ino() == 256 {
@@ -267,9 +273,7 @@ impl Btrfs {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if !Path::new(p).is_dir() {
-                        return Err(Error::Other(format!(
-                            "btrfs subvolume {p} does not exist"
-                        )));
+                        return Err(Error::Other(format!("btrfs subvolume {p} does not exist")));
                     }
                     continue;
                 }
@@ -282,8 +286,12 @@ impl Btrfs {
             names.sort();
             for n in names {
                 // autosnap_YYYY-MM-DD_HH:MM:SS[dst]_type
-                let Some(ts) = n.strip_prefix("autosnap_") else { continue };
-                let Some(t) = clock::parse_sortable(ts) else { continue };
+                let Some(ts) = n.strip_prefix("autosnap_") else {
+                    continue;
+                };
+                let Some(t) = clock::parse_sortable(ts) else {
+                    continue;
+                };
                 s.push_str(&format!("{p}@{n}\tcreation\t{t}\t-\n"));
             }
         }
@@ -293,7 +301,10 @@ impl Btrfs {
     pub fn snapshot(&self, path: &str, name: &str) -> Result<()> {
         let dir = Self::snapdir(path);
         if !dir.exists() {
-            must("btrfs", &["-q", "subvolume", "create", &dir.to_string_lossy()])?;
+            must(
+                "btrfs",
+                &["-q", "subvolume", "create", &dir.to_string_lossy()],
+            )?;
         }
         let target = dir.join(name);
         if target.exists() {
@@ -304,14 +315,25 @@ impl Btrfs {
         }
         must(
             "btrfs",
-            &["-q", "subvolume", "snapshot", "-r", path, &target.to_string_lossy()],
+            &[
+                "-q",
+                "subvolume",
+                "snapshot",
+                "-r",
+                path,
+                &target.to_string_lossy(),
+            ],
         )
         .map(|_| ())
     }
 
     pub fn destroy(&self, path: &str, name: &str) -> Result<()> {
         let target = Self::snapdir(path).join(name);
-        must("btrfs", &["-q", "subvolume", "delete", &target.to_string_lossy()]).map(|_| ())
+        must(
+            "btrfs",
+            &["-q", "subvolume", "delete", &target.to_string_lossy()],
+        )
+        .map(|_| ())
     }
 
     /// Used space of the filesystem holding `path`, as `NN%`.
@@ -324,7 +346,11 @@ impl Btrfs {
         }
         let total = st.f_blocks as f64;
         let used = total - st.f_bfree as f64;
-        let pct = if total > 0.0 { (used * 100.0 / total).round() } else { 0.0 };
+        let pct = if total > 0.0 {
+            (used * 100.0 / total).round()
+        } else {
+            0.0
+        };
         Ok(format!("{pct}%"))
     }
 }
@@ -408,7 +434,9 @@ mod tests {
         assert!(validate_dataset("zroot/bastille/jails/nginx").is_ok());
         assert!(validate_dataset("tank/my data:1.0").is_ok());
         assert!(validate_dataset("/mnt/btrfs/home").is_ok());
-        for bad in ["", "-rf", "a//b", "a/", "a@b", "a;rm", "a/$(x)", "a/`x`", "a/../b"] {
+        for bad in [
+            "", "-rf", "a//b", "a/", "a@b", "a;rm", "a/$(x)", "a/`x`", "a/../b",
+        ] {
             assert!(validate_dataset(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(display("zfs", &["destroy", "a b@c"]), "zfs destroy 'a b@c'");

@@ -78,7 +78,11 @@ impl Ini {
             };
             let key = k.trim();
             if key.is_empty() {
-                return Err(ConfigError::at(file, line_no, "a setting with no name before `=`"));
+                return Err(ConfigError::at(
+                    file,
+                    line_no,
+                    "a setting with no name before `=`",
+                ));
             }
             let Some(idx) = current else {
                 return Err(ConfigError::at(
@@ -95,7 +99,8 @@ impl Ini {
                 ));
                 continue;
             }
-            sec.entries.push((key.to_string(), v.trim().to_string(), line_no));
+            sec.entries
+                .push((key.to_string(), v.trim().to_string(), line_no));
         }
         Ok(ini)
     }

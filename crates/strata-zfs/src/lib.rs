@@ -18,4 +18,7 @@ pub mod monitor;
 pub mod policy;
 pub mod run;
 
+#[cfg(test)]
+mod cases;
+
 pub use error::{ConfigError, Error, Result};

@@ -159,7 +159,10 @@ pub fn health(cfg: &Config) -> (i32, String) {
             Err((code, msg)) => return (code, msg),
         }
     }
-    (level, format!("{}{}", LEVEL_PREFIX[level as usize], msgs.join(", ")))
+    (
+        level,
+        format!("{}{}", LEVEL_PREFIX[level as usize], msgs.join(", ")),
+    )
 }
 
 fn check_zpool(pool: &str) -> Result<(i32, String), (i32, String)> {
@@ -171,7 +174,8 @@ fn check_zpool(pool: &str) -> Result<(i32, String), (i32, String)> {
         )
     };
     let o = driver::run("zpool", &args).map_err(|_| unknown(driver::display("zpool", &args)))?;
-    let (mut size, mut cap, mut health, mut free) = (String::new(), String::new(), String::new(), String::new());
+    let (mut size, mut cap, mut health, mut free) =
+        (String::new(), String::new(), String::new(), String::new());
     for line in o.stdout.lines().skip(1) {
         if line.starts_with(pool) && line[pool.len()..].starts_with(char::is_whitespace) {
             let row: Vec<&str> = line.split(' ').filter(|s| !s.is_empty()).collect();
@@ -203,8 +207,7 @@ fn check_zpool(pool: &str) -> Result<(i32, String), (i32, String)> {
     let mut dmge = String::new();
     let mut find = 0;
     for line in st.stdout.lines() {
-        let starts_pool = line.starts_with(char::is_whitespace)
-            && line[1..].starts_with(pool);
+        let starts_pool = line.starts_with(char::is_whitespace) && line[1..].starts_with(pool);
         if starts_pool && find == 1 {
             find = 2;
             continue;
@@ -284,7 +287,11 @@ pub fn capacity(cfg: &Config, drivers: &Drivers) -> Result<(i32, String), String
         .iter()
         .filter(|d| !is_btrfs(d.path()) && !d.path().contains('/'))
         .collect();
-    roots.extend(cfg.datasets.iter().filter(|d| is_btrfs(d.path()) || d.path().contains('/')));
+    roots.extend(
+        cfg.datasets
+            .iter()
+            .filter(|d| is_btrfs(d.path()) || d.path().contains('/')),
+    );
     for d in roots {
         let pool = pool_of(d.path()).to_string();
         if pools.iter().any(|p| p.0 == pool) {
@@ -325,7 +332,10 @@ pub fn capacity(cfg: &Config, drivers: &Drivers) -> Result<(i32, String), String
         let word = ["OK", "WARNING", "CRITICAL"][state as usize];
         msgs.push(format!("{word} ZPOOL {pool} : {cap}"));
     }
-    Ok((level, format!("{}{}", LEVEL_PREFIX[level as usize], msgs.join(", "))))
+    Ok((
+        level,
+        format!("{}{}", LEVEL_PREFIX[level as usize], msgs.join(", ")),
+    ))
 }
 
 #[cfg(test)]
@@ -337,7 +347,10 @@ mod tests {
         assert_eq!(displaytime(0), "0s");
         assert_eq!(displaytime(59), "59s");
         assert_eq!(displaytime(3600), "1h 0m 0s");
-        assert_eq!(displaytime(2 * 86400 + 7 * 3600 + 33 * 60 + 20), "2d 7h 33m 20s");
+        assert_eq!(
+            displaytime(2 * 86400 + 7 * 3600 + 33 * 60 + 20),
+            "2d 7h 33m 20s"
+        );
         assert_eq!(displaytime(86400 + 8 * 3600), "1d 8h 0m 0s");
         assert_eq!(displaytime(-1), "-1s");
     }

@@ -158,14 +158,8 @@ pub fn due(ds: &DatasetConfig, snaps: &Snaps, now: i64) -> Due {
                 lp
             }
             "daily" => {
-                let mut lp = timelocal(
-                    n.year,
-                    n.mon,
-                    n.mday,
-                    iv("daily_hour"),
-                    iv("daily_min"),
-                    0,
-                ) + dst_offset;
+                let mut lp = timelocal(n.year, n.mon, n.mday, iv("daily_hour"), iv("daily_min"), 0)
+                    + dst_offset;
                 let l = localtime(lp);
                 if l.isdst != n.isdst && !l.isdst {
                     lp -= 3600;

@@ -136,15 +136,14 @@ pub fn load(source: &Source, drivers: &Drivers, o: &Options, now: f64) -> Result
     };
     let ttl = ttl(o);
     let dcache = o.cache_dir.join("datasets.txt");
-    let cached: Option<Vec<String>> = if !o.force_update
-        && mtime_age(&dcache, now).is_some_and(|a| a <= ttl as f64)
-    {
-        std::fs::read_to_string(&dcache)
-            .ok()
-            .map(|s| s.lines().map(str::to_string).collect())
-    } else {
-        None
-    };
+    let cached: Option<Vec<String>> =
+        if !o.force_update && mtime_age(&dcache, now).is_some_and(|a| a <= ttl as f64) {
+            std::fs::read_to_string(&dcache)
+                .ok()
+                .map(|s| s.lines().map(str::to_string).collect())
+        } else {
+            None
+        };
     let mut lister = |p: &str| -> Result<Vec<String>> {
         if let Some(c) = &cached {
             if c.iter().any(|d| d == p) {
@@ -219,7 +218,9 @@ fn list(cfg: &Config, drivers: &Drivers, c: &mut Ctx, now: f64, force: bool) -> 
         c.verbose(&format!("INFO: {n}"));
     }
     if !c.o.readonly && std::fs::create_dir_all(&c.o.cache_dir).is_ok() {
-        let r = with_lock(c.o, "sanoid_cacheupdate", || write_atomic(&cache, &lines, false));
+        let r = with_lock(c.o, "sanoid_cacheupdate", || {
+            write_atomic(&cache, &lines, false)
+        });
         if let Err(e) = r {
             c.warn(&format!("WARN: snapshot cache not written: {e}"));
         }
@@ -234,7 +235,9 @@ fn update_cache(o: &Options, add: &[String], remove: &[String]) {
         return;
     }
     let cache = o.cache_dir.join("snapshots.txt");
-    let Ok(old) = std::fs::read_to_string(&cache) else { return };
+    let Ok(old) = std::fs::read_to_string(&cache) else {
+        return;
+    };
     let mut s: String = old
         .lines()
         .filter(|l| {
@@ -278,7 +281,9 @@ fn pid_args(pid: u32) -> Option<String> {
 /// 1 = free (a stale lock is removed), 0 = held by a live process, 2 = mine.
 fn checklock(o: &Options, name: &str) -> i32 {
     let f = o.run_dir.join(format!("{name}.lock"));
-    let Ok(s) = std::fs::read_to_string(&f) else { return 1 };
+    let Ok(s) = std::fs::read_to_string(&f) else {
+        return 1;
+    };
     let lines: Vec<&str> = s.lines().collect();
     if lines.len() != 2 {
         let _ = std::fs::remove_file(&f);
@@ -424,7 +429,9 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
             if c.o.readonly {
                 continue;
             }
-            let mut made = drivers.snapshot(&path, name, recursive).map(|_| name.clone());
+            let mut made = drivers
+                .snapshot(&path, name, recursive)
+                .map(|_| name.clone());
             if let Err(e) = &made {
                 if due.handle_dst && e.to_string().contains("already exists") {
                     let i = name.rfind('_').unwrap_or(name.len());
@@ -470,7 +477,10 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
 
 fn prune_deferred(d: &DatasetConfig, drivers: &Drivers) -> Result<bool> {
     let limit = d.get("prune_defer");
-    if limit.is_empty() || !limit.bytes().all(|b| b.is_ascii_digit()) || limit.parse::<u32>().unwrap_or(101) > 100 {
+    if limit.is_empty()
+        || !limit.bytes().all(|b| b.is_ascii_digit())
+        || limit.parse::<u32>().unwrap_or(101) > 100
+    {
         return Err(Error::Other(format!(
             "ERROR: invalid prune_defer limit {limit:?} for [{}] (a percentage 0-100)",
             d.section
@@ -481,13 +491,20 @@ fn prune_deferred(d: &DatasetConfig, drivers: &Drivers) -> Result<bool> {
         return Ok(false);
     }
     let cap = drivers.capacity(driver::pool_of(d.path()))?;
-    let n: u32 = cap.trim_end_matches('%').parse().map_err(|_| {
-        Error::Other(format!("invalid capacity value {cap:?} for {}", d.path()))
-    })?;
+    let n: u32 = cap
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| Error::Other(format!("invalid capacity value {cap:?} for {}", d.path())))?;
     Ok(limit >= n)
 }
 
-fn prune(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &mut Outcome) -> Result<()> {
+fn prune(
+    cfg: &Config,
+    snaps: &mut Snaps,
+    drivers: &Drivers,
+    c: &mut Ctx,
+    out: &mut Outcome,
+) -> Result<()> {
     c.verbose("INFO: pruning snapshots...");
     let now = clock::now();
     let mut removed = Vec::new();
@@ -496,7 +513,10 @@ fn prune(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &
             continue;
         }
         if prune_deferred(d, drivers)? {
-            c.verbose(&format!("INFO: deferring snapshot pruning ({})...", d.section));
+            c.verbose(&format!(
+                "INFO: deferring snapshot pruning ({})...",
+                d.section
+            ));
             continue;
         }
         let path = d.path().to_string();
@@ -516,7 +536,10 @@ fn prune(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &
                     "executing pre_pruning_script '{}' on dataset '{path}'",
                     d.get("pre_pruning_script")
                 ));
-                let env = [("SANOID_TARGET", path.clone()), ("SANOID_SNAPNAME", snap.clone())];
+                let env = [
+                    ("SANOID_TARGET", path.clone()),
+                    ("SANOID_SNAPNAME", snap.clone()),
+                ];
                 if runscript(c, d, "pre_pruning_script", &env) != 0 {
                     continue;
                 }
@@ -573,17 +596,18 @@ pub fn run(
     }
     let now = clock::now();
     let cfg = load(source, &drivers, &o, now)?;
-    let mut c = Ctx {
-        o: &o,
-        out,
-        err,
-    };
+    let mut c = Ctx { o: &o, out, err };
     for w in &cfg.warnings {
         c.warn(w);
     }
     let mut res = Outcome::default();
-    let needs_list =
-        o.monitor_snapshots || o.monitor_health || o.cron || o.take || o.prune || o.force_update || o.debug;
+    let needs_list = o.monitor_snapshots
+        || o.monitor_health
+        || o.cron
+        || o.take
+        || o.prune
+        || o.force_update
+        || o.debug;
     let mut snaps = if needs_list {
         list(&cfg, &drivers, &mut c, now, o.force_update)?
     } else {

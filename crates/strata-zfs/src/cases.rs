@@ -144,10 +144,8 @@ fn zero_except(keep: &[&str]) -> String {
 /// monthly (1st at 00:00; first run takes one at once): 1.
 #[test]
 fn case01_template_stacking() {
-    let conf = format!(
-        "[template_a]\nhourly = 0\nmonthly = 0\ndaily = 5\nweekly = 2\n[template_b]\ndaily = 3\n[tank]\nuse_template = a, b\nmonthly = 1\n"
-    );
-    let s = simulate(&conf, &["tank"], (2026, 1, 5, 0, 0), DAY, 40);
+    let conf = "[template_a]\nhourly = 0\nmonthly = 0\ndaily = 5\nweekly = 2\n[template_b]\ndaily = 3\n[tank]\nuse_template = a, b\nmonthly = 1\n";
+    let s = simulate(conf, &["tank"], (2026, 1, 5, 0, 0), DAY, 40);
     assert_eq!(
         s.counts("tank"),
         counts(&[("daily", 3), ("weekly", 2), ("monthly", 1)])

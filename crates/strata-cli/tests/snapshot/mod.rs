@@ -372,7 +372,7 @@ fn seed_policy_90_days_on_zfs_fuse() {
     ];
     for ex in &excluded {
         assert!(
-            snaps.get(ex).is_none(),
+            !snaps.contains_key(ex),
             "{ex} has snapshots: {:?}",
             snaps.get(ex)
         );
@@ -462,4 +462,434 @@ fn seed_policy_90_days_on_btrfs() {
         );
         assert_eq!(ro.trim(), "ro=true");
     }
+}
+
+fn conf_dir(env: &Env, name: &str, conf: &str) -> PathBuf {
+    let d = env.path(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("sanoid.conf"), conf).unwrap();
+    d
+}
+
+fn snap_cmd(clock: &Clock, env: &Env, dir: &Path, args: &[&str]) -> Output {
+    clock
+        .strata()
+        .arg("snapshot")
+        .args(args)
+        .args(["--configdir", dir.to_str().unwrap()])
+        .args(["--cache-dir", env.path("cache").to_str().unwrap()])
+        .args(["--run-dir", env.path("run").to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn epoch(ts: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_utc()
+        .timestamp()
+}
+
+fn creation(full: &str) -> i64 {
+    must("zfs", &["get", "-Hp", "-o", "value", "creation", full])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn out(o: &Output) -> (i32, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout)
+            .trim_end_matches('\n')
+            .to_string(),
+    )
+}
+
+fn disp(mut e: i64) -> String {
+    let d = e / 86400;
+    e -= d * 86400;
+    let h = e / 3600;
+    e -= h * 3600;
+    let m = e / 60;
+    e -= m * 60;
+    if d > 0 {
+        format!("{d}d {h}h {m}m {e}s")
+    } else if h > 0 {
+        format!("{h}h {m}m {e}s")
+    } else if m > 0 {
+        format!("{m}m {e}s")
+    } else {
+        format!("{e}s")
+    }
+}
+
+#[test]
+fn monitor_snapshots_ok_warn_crit() {
+    let env = Env::new("snap-monitor");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "m", &["a"], &["a", "b"]);
+    let p = &pool.name;
+    let conf = format!(
+        "[{p}]\nhourly = 0\nmonthly = 0\ndaily = 1\ndaily_warn = 2h\ndaily_crit = 4h\nrecursive = yes\n\
+[{p}/b]\nautosnap = no\n"
+    );
+    let dir = conf_dir(&env, "etc", &conf);
+    clock.set("2027-02-01 12:00:00");
+    let o = snap_cmd(&clock, &env, &dir, &["--take-snapshots"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let name = format!("{p}@autosnap_2027-02-01_12:00:0");
+    let snaps = pool.snapshots();
+    let taken = format!("{p}@{}", snaps[p.as_str()][0]);
+    assert!(taken.starts_with(&name), "{taken}");
+    let c = creation(&taken);
+
+    // b has no snapshots: CRIT at once, and the run's exit code is 2.
+    clock.set("2027-02-01 12:30:00");
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir, &["--monitor-snapshots"]));
+    assert_eq!(code, 2);
+    assert_eq!(line, format!("CRIT: {p}/b has no daily snapshots at all!"));
+
+    // Without b: OK.
+    let conf_ok = format!("[{p}]\nhourly = 0\nmonthly = 0\ndaily = 1\ndaily_warn = 2h\ndaily_crit = 4h\nrecursive = yes\n[{p}/b]\nmonitor = no\n");
+    let dir_ok = conf_dir(&env, "etc-ok", &conf_ok);
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_ok, &["--monitor-snapshots"]));
+    assert_eq!(
+        (code, line.as_str()),
+        (
+            0,
+            format!("OK: all monitored datasets ({p}, {p}/a) have fresh snapshots").as_str()
+        )
+    );
+
+    // 3 h later: WARN on both, sorted, joined with ", ", exit 1.
+    clock.set("2027-02-01 15:00:00");
+    let e = epoch("2027-02-01 15:00:00") - c;
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_ok, &["--monitor-snapshots"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        line,
+        format!(
+            "WARN: {p} newest daily snapshot is {} old (should be < 2h 0m 0s), WARN: {p}/a newest daily snapshot is {} old (should be < 2h 0m 0s)",
+            disp(e),
+            disp(e)
+        )
+    );
+
+    // 5 h later: CRIT, exit 2; monitor_dont_crit keeps the text, not the status.
+    clock.set("2027-02-01 17:00:00");
+    let e = epoch("2027-02-01 17:00:00") - c;
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_ok, &["--monitor-snapshots"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        line,
+        format!(
+            "CRIT: {p} newest daily snapshot is {} old (should be < 4h 0m 0s), CRIT: {p}/a newest daily snapshot is {} old (should be < 4h 0m 0s)",
+            disp(e),
+            disp(e)
+        )
+    );
+    let dir_dc = conf_dir(
+        &env,
+        "etc-dc",
+        &conf_ok.replace(
+            "recursive = yes\n",
+            "recursive = yes\nmonitor_dont_crit = yes\n",
+        ),
+    );
+    let (code, line2) = out(&snap_cmd(&clock, &env, &dir_dc, &["--monitor-snapshots"]));
+    assert_eq!((code, line2), (0, line));
+}
+
+#[test]
+fn monitor_health_and_capacity() {
+    let env = Env::new("snap-health");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "h", &["mirror", "a", "b"], &[]);
+    let p = pool.name.clone();
+    let list = must("zpool", &["list", "-H", "-o", "size,cap,free", &p]);
+    let f: Vec<&str> = list.split_whitespace().collect();
+    let dir = conf_dir(&env, "etc", &format!("[{p}]\nhourly = 0\n"));
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir, &["--monitor-health"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        line,
+        format!(
+            "OK ZPOOL {p} : ONLINE {{Size:{} Free:{} Cap:{}}} ",
+            f[0], f[2], f[1]
+        )
+    );
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir, &["--monitor-capacity"]));
+    assert_eq!((code, line), (0, format!("OK ZPOOL {p} : {}", f[1])));
+
+    // A mirror with one side offline: DEGRADED is a WARNING naming the devices.
+    let b = env.path(&format!("{p}-b.img"));
+    must("zpool", &["offline", &p, b.to_str().unwrap()]);
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir, &["--monitor-health"]));
+    assert_eq!(code, 1);
+    assert!(
+        line.starts_with(&format!(
+            "*** WARNING *** WARNING ZPOOL {p} : DEGRADED {{Size:"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!("<mirror-0:DEGRADED> {}:OFFLINE ", b.display())),
+        "{line}"
+    );
+    must("zpool", &["online", &p, b.to_str().unwrap()]);
+
+    // A pool that does not exist: CRITICAL, exit 2.
+    let dir_missing = conf_dir(&env, "etc-missing", "[nosuchpool42]\nhourly = 0\n");
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_missing, &["--monitor-health"]));
+    assert_eq!(
+        (code, line.as_str()),
+        (
+            2,
+            "CRITICAL ZPOOL {nosuchpool42} does not exist and/or is not responding!"
+        )
+    );
+
+    // Fill the pool to about a third: WARNING at capacity_warn, CRITICAL at _crit.
+    let mnt = env.path("fill");
+    must(
+        "zfs",
+        &[
+            "create",
+            "-o",
+            &format!("mountpoint={}", mnt.display()),
+            &format!("{p}/fill"),
+        ],
+    );
+    std::fs::write(mnt.join("data"), crate::util::bytes(7, 40 << 20)).unwrap();
+    let t = Instant::now();
+    let cap = loop {
+        let c = must("zpool", &["list", "-H", "-o", "cap", &p]);
+        let n: u32 = c.trim().trim_end_matches('%').parse().unwrap();
+        if n >= 20 || t.elapsed() > Duration::from_secs(60) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(cap >= 20, "pool did not fill: {cap}%");
+    let dir_w = conf_dir(
+        &env,
+        "etc-w",
+        &format!("[{p}]\nhourly = 0\ncapacity_warn = 20\ncapacity_crit = 95\n"),
+    );
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_w, &["--monitor-capacity"]));
+    assert_eq!(
+        (code, line),
+        (1, format!("*** WARNING *** WARNING ZPOOL {p} : {cap}%"))
+    );
+    let dir_c = conf_dir(
+        &env,
+        "etc-c",
+        &format!("[{p}]\nhourly = 0\ncapacity_warn = 10\ncapacity_crit = {cap}\n"),
+    );
+    let (code, line) = out(&snap_cmd(&clock, &env, &dir_c, &["--monitor-capacity"]));
+    assert_eq!(
+        (code, line),
+        (2, format!("*** CRITICAL *** CRITICAL ZPOOL {p} : {cap}%"))
+    );
+    let _ = sh("zfs", &["umount", &format!("{p}/fill")]);
+}
+
+#[test]
+fn scripts_env_vetoes_timeouts_and_readonly() {
+    let env = Env::new("snap-scripts");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "s", &["a"], &["a", "b", "c", "d"]);
+    let p = &pool.name;
+    let o = env.path("out");
+    std::fs::create_dir_all(&o).unwrap();
+    let o = o.display();
+    let conf = format!(
+        "[template_one]\nhourly = 0\nmonthly = 0\ndaily = 1\n\
+[{p}/a]\nuse_template = one\n\
+pre_snapshot_script = env | grep ^SANOID_ | sort > {o}/pre.env\n\
+post_snapshot_script = env | grep ^SANOID_ | sort > {o}/post.env\n\
+pruning_script = echo \"$SANOID_TARGET@$SANOID_SNAPNAME $SANOID_SCRIPT\" >> {o}/pruned\n\
+[{p}/b]\nuse_template = one\npre_snapshot_script = exit 3\nno_inconsistent_snapshot = yes\n\
+[{p}/c]\nuse_template = one\npre_pruning_script = exit 1\n\
+[{p}/d]\nuse_template = one\npre_snapshot_script = sleep 3\nscript_timeout = 1\nno_inconsistent_snapshot = yes\n"
+    );
+    let dir = conf_dir(&env, "etc", &conf);
+    clock.set("2027-03-01 00:00:00");
+    let r = snap_cmd(&clock, &env, &dir, &["--cron"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("pre_snapshot_script didn't finish in the allowed time"));
+    let s = pool.snapshots();
+    let a1 = s[&format!("{p}/a")][0].clone();
+    assert!(
+        a1.starts_with("autosnap_2027-03-01_00:00:0") && a1.ends_with("_daily"),
+        "{a1}"
+    );
+    assert!(
+        !s.contains_key(&format!("{p}/b")),
+        "pre failure + no_inconsistent_snapshot"
+    );
+    assert!(
+        !s.contains_key(&format!("{p}/d")),
+        "timeout counts as failure"
+    );
+    assert_eq!(s[&format!("{p}/c")].len(), 1);
+    let pre = std::fs::read_to_string(env.path("out/pre.env")).unwrap();
+    assert_eq!(
+        pre,
+        format!("SANOID_SCRIPT=pre\nSANOID_SNAPNAME={a1}\nSANOID_SNAPNAMES={a1}\nSANOID_TARGET={p}/a\nSANOID_TARGETS={p}/a\nSANOID_TYPES=daily\n")
+    );
+    let post = std::fs::read_to_string(env.path("out/post.env")).unwrap();
+    assert_eq!(
+        post,
+        format!("SANOID_PRE_FAILURE=0\nSANOID_SCRIPT=post\nSANOID_SNAPNAME={a1}\nSANOID_SNAPNAMES={a1}\nSANOID_TARGET={p}/a\nSANOID_TARGETS={p}/a\nSANOID_TYPES=daily\n")
+    );
+
+    // Next day: a's old daily is pruned (pruning_script told), c's is vetoed.
+    clock.set("2027-03-02 00:00:00");
+    let r = snap_cmd(&clock, &env, &dir, &["--cron"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let s = pool.snapshots();
+    assert_eq!(s[&format!("{p}/a")].len(), 1);
+    assert_ne!(s[&format!("{p}/a")][0], a1);
+    assert_eq!(
+        s[&format!("{p}/c")].len(),
+        2,
+        "pre_pruning_script vetoed the destroy"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("out/pruned")).unwrap(),
+        format!("{p}/a@{a1} prune\n")
+    );
+
+    // --readonly: reports, changes nothing, runs no script.
+    clock.set("2027-03-05 00:00:00");
+    let before = pool.snapshots();
+    std::fs::remove_file(env.path("out/pre.env")).unwrap();
+    let r = snap_cmd(&clock, &env, &dir, &["--cron", "--readonly", "--verbose"]);
+    assert!(r.status.success());
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains(&format!(
+            "taking snapshot {p}/a@autosnap_2027-03-05_00:00:0"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("INFO: pruning"), "{text}");
+    assert_eq!(pool.snapshots(), before);
+    assert!(!env.path("out/pre.env").exists());
+}
+
+#[test]
+fn bad_input_and_failed_listing() {
+    let env = Env::new("snap-bad");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "b", &["a"], &[]);
+    let p = &pool.name;
+    // An unknown key: sanoid's message plus file and line, exit 1, nothing taken.
+    let dir = conf_dir(&env, "etc", &format!("[{p}]\n  daily = 3\n  dayly = 4\n"));
+    let r = snap_cmd(&clock, &env, &dir, &["--cron"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(err.contains("sanoid.conf line 3"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "I don't understand the setting dayly you've set in [{p}]"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+    assert!(pool.snapshots().is_empty());
+    // A dataset name that is not one.
+    let dir = conf_dir(&env, "etc2", "[tank/$(touch /tmp/x)]\ndaily = 3\n");
+    let r = snap_cmd(&clock, &env, &dir, &["--cron"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("invalid dataset name"));
+    // No sanoid.conf at all.
+    let r = snap_cmd(&clock, &env, &env.path("nowhere"), &["--cron"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("sanoid.conf"));
+
+    // zfs itself failing (daemon stopped) is an error, never "no snapshots".
+    let dir = conf_dir(
+        &env,
+        "etc3",
+        &format!("[{p}]\nhourly = 0\nmonthly = 0\ndaily = 3\n"),
+    );
+    for pid in zfs_fuse_pids() {
+        let _ = sh("kill", &[&pid.to_string()]);
+    }
+    let t = Instant::now();
+    while !zfs_fuse_pids().is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = snap_cmd(&clock, &env, &dir, &["--cron", "--force-update"]);
+    ensure_daemon();
+    let _ = sh("zpool", &["import", "-d", env.dir.to_str().unwrap(), p]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("zfs get"), "{err}");
+}
+
+#[test]
+fn toml_policy_and_sanoid_symlink() {
+    let env = Env::new("snap-toml");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "t", &["a"], &["a", "tmp"]);
+    let p = &pool.name;
+    let toml = format!(
+        "[snapshot_template.production]\nhourly = 0\nmonthly = 0\ndaily = 2\n\n\
+[[snapshot]]\ndataset = \"{p}\"\nuse_template = \"production\"\nrecursive = true\n\n\
+[[snapshot]]\ndataset = \"{p}/tmp\"\nautosnap = false\n"
+    );
+    std::fs::write(env.path("strata.toml"), toml).unwrap();
+    for day in 1..=3 {
+        clock.set(&format!("2027-04-0{day} 00:00:00"));
+        let r = clock
+            .strata()
+            .args([
+                "snapshot",
+                "--config",
+                env.path("strata.toml").to_str().unwrap(),
+            ])
+            .args(["--cache-dir", env.path("cache").to_str().unwrap()])
+            .args(["--run-dir", env.path("run").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        // No action means --cron --verbose.
+        assert!(String::from_utf8_lossy(&r.stdout).contains("INFO: taking snapshots..."));
+    }
+    let s = pool.snapshots();
+    assert_eq!(s[p.as_str()].len(), 2);
+    assert_eq!(s[&format!("{p}/a")].len(), 2);
+    assert!(!s.contains_key(&format!("{p}/tmp")));
+
+    // Installed as `sanoid`, strata takes sanoid's command line unchanged.
+    let link = env.path("sanoid");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_strata"), &link).unwrap();
+    let dir = conf_dir(
+        &env,
+        "etc",
+        &format!("[{p}/a]\nhourly = 0\nmonthly = 0\ndaily = 2\n"),
+    );
+    let r = Command::new(&link)
+        .args(["--configdir", dir.to_str().unwrap(), "--monitor-snapshots"])
+        .args(["--cache-dir", env.path("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    // (Real clock here: the snapshots' faked creation lies in the future.)
+    assert_eq!(
+        out(&r),
+        (
+            0,
+            format!("OK: all monitored datasets ({p}/a) have fresh snapshots")
+        )
+    );
 }

@@ -304,33 +304,47 @@ fn checklock(o: &Options, name: &str) -> i32 {
     }
 }
 
-fn with_lock<T>(o: &Options, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// A held lock file; removed on drop.
+struct LockGuard(PathBuf);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Take `<run-dir>/<name>.lock` unless a live process holds it.
+fn try_lock(o: &Options, name: &str) -> Result<Option<LockGuard>> {
     std::fs::create_dir_all(&o.run_dir).map_err(|e| io(o.run_dir.display(), e))?;
     let path = o.run_dir.join(format!("{name}.lock"));
+    if checklock(o, name) == 0 {
+        return Ok(None);
+    }
+    let body = format!("{}\n{}\n", std::process::id(), own_args());
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut fh| fh.write_all(body.as_bytes()));
+    Ok(made.is_ok().then_some(LockGuard(path)))
+}
+
+/// Run `f` under a lock, waiting up to a minute for another holder.
+fn with_lock<T>(o: &Options, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if checklock(o, name) != 0 {
-            let body = format!("{}\n{}\n", std::process::id(), own_args());
-            let ok = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .and_then(|mut fh| fh.write_all(body.as_bytes()));
-            if ok.is_ok() {
-                break;
-            }
+    let _guard = loop {
+        if let Some(g) = try_lock(o, name)? {
+            break g;
         }
         if Instant::now() > deadline {
             return Err(Error::Other(format!(
                 "lock {} is held by another process",
-                path.display()
+                o.run_dir.join(format!("{name}.lock")).display()
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-    let r = f();
-    let _ = std::fs::remove_file(&path);
-    r
+    };
+    f()
 }
 
 // ---- hook scripts ----
@@ -524,11 +538,17 @@ fn prune(
         if victims.is_empty() {
             continue;
         }
-        let r = with_lock(c.o, "sanoid_pruning", || Ok(()));
-        if r.is_err() {
-            c.verbose("INFO: deferring snapshot pruning - valid pruning lock held by other sanoid process.");
-            continue;
-        }
+        let guard = if c.o.readonly {
+            None
+        } else {
+            match try_lock(c.o, "sanoid_pruning")? {
+                Some(g) => Some(g),
+                None => {
+                    c.verbose("INFO: deferring snapshot pruning - valid pruning lock held by other sanoid process.");
+                    continue;
+                }
+            }
+        };
         for snap in victims {
             let full = format!("{path}@{snap}");
             if !c.o.readonly && !d.get("pre_pruning_script").is_empty() {
@@ -572,6 +592,7 @@ fn prune(
                 }
             }
         }
+        drop(guard);
     }
     update_cache(c.o, &[], &removed);
     Ok(())

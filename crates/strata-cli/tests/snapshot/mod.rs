@@ -893,3 +893,53 @@ fn toml_policy_and_sanoid_symlink() {
         )
     );
 }
+
+#[test]
+fn prune_defer_and_sanoid_lock_files() {
+    let env = Env::new("snap-locks");
+    let clock = Clock::get();
+    let pool = Pool::new(&env, "l", &["a"], &["a"]);
+    let p = &pool.name;
+    let base = format!("[{p}/a]\nhourly = 0\nmonthly = 0\ndaily = 1\n");
+    let deferred = conf_dir(&env, "etc-defer", &format!("{base}prune_defer = 50\n"));
+    let plain = conf_dir(&env, "etc", &base);
+    for day in ["2027-05-01", "2027-05-02"] {
+        clock.set(&format!("{day} 00:00:00"));
+        let r = snap_cmd(&clock, &env, &plain, &["--take-snapshots"]);
+        assert!(r.status.success());
+    }
+    let count = || {
+        pool.snapshots()
+            .get(&format!("{p}/a"))
+            .map_or(0, |v| v.len())
+    };
+    assert_eq!(count(), 2);
+    clock.set("2027-05-03 00:00:00");
+    // The pool is nearly empty, below prune_defer = 50 %: pruning waits.
+    let r = snap_cmd(&clock, &env, &deferred, &["--prune-snapshots", "--verbose"]);
+    assert!(String::from_utf8_lossy(&r.stdout)
+        .contains(&format!("INFO: deferring snapshot pruning ({p}/a)...")));
+    assert_eq!(count(), 2);
+
+    // A pruning lock held by a live sanoid (pid + its command line): defer.
+    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
+    let lock = env.path("run/sanoid_pruning.lock");
+    std::fs::create_dir_all(env.path("run")).unwrap();
+    let held = format!("{}\nsleep 60\n", holder.id());
+    std::fs::write(&lock, &held).unwrap();
+    let r = snap_cmd(&clock, &env, &plain, &["--prune-snapshots", "--verbose"]);
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stdout)
+        .contains("valid pruning lock held by other sanoid process"));
+    assert_eq!(count(), 2);
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), held);
+
+    // The same pid running something else: a stale lock, removed; pruning runs.
+    std::fs::write(&lock, format!("{}\n/usr/sbin/sanoid --cron\n", holder.id())).unwrap();
+    let r = snap_cmd(&clock, &env, &plain, &["--prune-snapshots"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(count(), 1);
+    assert!(!lock.exists());
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

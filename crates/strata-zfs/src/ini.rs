@@ -130,3 +130,41 @@ mod tests {
         assert!(e.to_string().contains("before any [section]"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_/]{0,12}"
+    }
+    fn value() -> impl Strategy<Value = String> {
+        // Anything without line breaks; edges are trimmed by the reader.
+        "[ -~]{0,20}".prop_map(|v| v.trim().to_string())
+    }
+
+    proptest! {
+        /// Writing sections and keys as sanoid.conf text and reading them
+        /// back gives the same sections, keys and values, in order.
+        #[test]
+        fn write_then_read(secs in proptest::collection::btree_map(name(), proptest::collection::btree_map(name(), value(), 0..6), 0..6), indent in "[ \t]{0,4}") {
+            let mut text = String::new();
+            for (s, kv) in &secs {
+                text.push_str(&format!("# section {s}\n[{s}]\n"));
+                for (k, v) in kv {
+                    text.push_str(&format!("{indent}{k} = {v}\n"));
+                }
+                text.push_str("\n; done\n");
+            }
+            let ini = Ini::parse(&text, "f").unwrap();
+            prop_assert_eq!(ini.sections.len(), secs.len());
+            for (sec, (s, kv)) in ini.sections.iter().zip(&secs) {
+                prop_assert_eq!(&sec.name, s);
+                let got: Vec<(String, String)> = sec.entries.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+                let want: Vec<(String, String)> = kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}

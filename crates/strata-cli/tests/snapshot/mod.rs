@@ -943,3 +943,62 @@ fn prune_defer_and_sanoid_lock_files() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// kill -9 in the middle of `--cron` runs (taking, pruning, writing caches
+/// and locks), then a normal run: every dataset ends with exactly the
+/// policy's snapshots and no lock is left to block the next run.
+#[test]
+fn kill9_during_cron_then_rerun() {
+    let env = Env::new("snap-kill9");
+    let clock = Clock::get();
+    let kids: Vec<String> = (0..8).map(|i| format!("d{i}")).collect();
+    let kid_refs: Vec<&str> = kids.iter().map(String::as_str).collect();
+    let pool = Pool::new(&env, "k", &["a"], &kid_refs);
+    let p = &pool.name;
+    let dir = conf_dir(
+        &env,
+        "etc",
+        &format!("[{p}]\nhourly = 0\nmonthly = 0\ndaily = 2\nrecursive = yes\n"),
+    );
+    let mut killed = 0;
+    for (i, day) in ["2027-06-01", "2027-06-02", "2027-06-03", "2027-06-04"]
+        .iter()
+        .enumerate()
+    {
+        clock.set(&format!("{day} 00:00:00"));
+        for delay in [30u64, 80, 150, 250] {
+            let mut child = clock
+                .strata()
+                .arg("snapshot")
+                .args(["--cron", "--configdir", dir.to_str().unwrap()])
+                .args(["--cache-dir", env.path("cache").to_str().unwrap()])
+                .args(["--run-dir", env.path("run").to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay + 20 * i as u64));
+            if child.try_wait().unwrap().is_none() {
+                killed += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let r = snap_cmd(&clock, &env, &dir, &["--cron"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert!(killed >= 4, "only {killed} runs were killed mid-way");
+    let snaps = pool.snapshots();
+    for ds in std::iter::once(p.clone()).chain(kids.iter().map(|k| format!("{p}/{k}"))) {
+        let names = &snaps[&ds];
+        assert_eq!(names.len(), 2, "{ds}: {names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("autosnap_2027-06-04_")),
+            "{ds}: {names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("autosnap_2027-06-03_")),
+            "{ds}: {names:?}"
+        );
+    }
+}

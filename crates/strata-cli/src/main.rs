@@ -19,8 +19,22 @@ fn main() -> ExitCode {
     let invoked = std::path::Path::new(&args[0])
         .file_name()
         .map(|n| n.to_owned());
-    if invoked.is_some_and(|n| n == "sanoid") {
+    if invoked.as_ref().is_some_and(|n| n == "sanoid") {
         args.insert(1, "snapshot".into());
+    }
+    // …and as `syncoid`, as `strata replicate`.
+    if invoked.as_ref().is_some_and(|n| n == "syncoid") {
+        args.insert(1, "replicate".into());
+    }
+    // syncoid's Getopt::Long spellings (-opt, any case, abbreviations).
+    if args.get(1).is_some_and(|a| a == "replicate") {
+        let strs: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut norm = vec![strs[0].clone(), strs[1].clone()];
+        norm.extend(commands::replicate_args::normalize(strs[2..].to_vec()));
+        args = norm.into_iter().map(Into::into).collect();
     }
     let cli = Cli::parse_from(args);
     match commands::run(cli) {

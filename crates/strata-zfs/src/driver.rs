@@ -16,7 +16,7 @@ pub struct Out {
     pub stderr: String,
 }
 
-fn path_env() -> String {
+pub fn path_env() -> String {
     let p = std::env::var("PATH").unwrap_or_default();
     format!("{p}:/bin:/sbin")
 }

@@ -9,13 +9,16 @@
 //! [`monitor`] prints the Nagios-style checks; [`run`] ties them together
 //! with sanoid's cache and lock files and hook scripts.
 
+pub mod btrfs_replicate;
 pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod host;
 pub mod ini;
 pub mod monitor;
 pub mod policy;
+pub mod replicate;
 pub mod run;
 
 #[cfg(test)]

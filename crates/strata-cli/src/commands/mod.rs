@@ -1,5 +1,9 @@
 //! One module per subcommand; this one holds the global options and dispatch.
 
+pub mod replicate_args {
+    pub use super::replicate::normalize;
+}
+
 mod backup;
 mod check;
 mod diff;
@@ -9,6 +13,7 @@ mod key;
 mod ls;
 mod prune;
 mod quickstart;
+mod replicate;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -78,6 +83,8 @@ pub enum Command {
     Key(key::Key),
     /// Take and prune local ZFS/btrfs snapshots by policy (sanoid-compatible).
     Snapshot(snapshot::Snapshot),
+    /// Replicate ZFS datasets (or btrfs snapshots) to another pool, locally or over ssh (syncoid-compatible).
+    Replicate(replicate::Replicate),
     /// Show repository statistics.
     Stats(stats::Stats),
     /// Build and exercise a demo: init, backup, snapshots, restore, verify.
@@ -128,6 +135,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key(c) => key::run(g, c),
         Command::Stats(c) => stats::run(g, c),
         Command::Snapshot(c) => snapshot::run(g, c),
+        Command::Replicate(c) => replicate::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),
     }
 }

@@ -138,12 +138,32 @@ fn invalid_option(stderr: &str) -> bool {
 
 impl Zfs {
     /// Descendants of `ds` (not `ds` itself), as `zfs list -Hr` orders them.
+    /// A dataset that does not exist has no children (one sanoid.conf is
+    /// shared by hosts that have different datasets).
     pub fn children(&self, ds: &str) -> Result<Vec<String>> {
-        let out = must(
+        let args = ["list", "-o", "name", "-t", "filesystem,volume", "-Hr", ds];
+        let o = run("zfs", &args)?;
+        if !o.ok {
+            if o.stderr.contains("does not exist") {
+                return Ok(Vec::new());
+            }
+            return Err(Error::Command {
+                command: display("zfs", &args),
+                message: o.stderr.trim().to_string(),
+            });
+        }
+        Ok(o.stdout.lines().skip(1).map(str::to_string).collect())
+    }
+
+    /// Names of all filesystems and volumes.
+    pub fn all(&self) -> Result<Vec<String>> {
+        Ok(must(
             "zfs",
-            &["list", "-o", "name", "-t", "filesystem,volume", "-Hr", ds],
-        )?;
-        Ok(out.lines().skip(1).map(str::to_string).collect())
+            &["list", "-H", "-o", "name", "-t", "filesystem,volume"],
+        )?
+        .lines()
+        .map(str::to_string)
+        .collect())
     }
 
     /// Creation lines for the snapshots of `datasets` (recursively), in the

@@ -1019,6 +1019,22 @@ impl Replicator<'_> {
                 }
             }
         }
+        // syncoid rolls the target back to the common snapshot first
+        // (`zfs rollback -R`; 2.2+ relies on `receive -F` doing the same on
+        // OpenZFS, which zfs-fuse's does not), unless --no-rollback.
+        if dst_exists && !self.o.no_rollback {
+            if let Some(c) = &common {
+                let listed = self.dst.list_snaps(dst)?;
+                if listed.last().is_some_and(|l| l.name != c.name) && c.name != newest.name {
+                    let at = format!("{dst}@{}", c.name);
+                    if self.o.dry_run {
+                        self.rep.note(&format!("would run: zfs rollback -R {at}"));
+                    } else {
+                        self.dst.host.must(&["zfs", "rollback", "-R", &at])?;
+                    }
+                }
+            }
+        }
         let filters = !self.include_snaps.is_empty() || !self.exclude_snaps.is_empty();
         let mut sent: Vec<String> = Vec::new();
         if !dst_exists {

@@ -154,9 +154,31 @@ pub fn load(source: &Source, drivers: &Drivers, o: &Options, now: f64) -> Result
         driver::validate_dataset(p)?;
         drivers.children(p)
     };
-    let cfg = config::resolve(&defaults, &dfile, &user, &ufile, &mut lister)?;
+    let mut cfg = config::resolve(&defaults, &dfile, &user, &ufile, &mut lister)?;
     for d in &cfg.datasets {
         driver::validate_dataset(d.path())?;
+    }
+    // Configured datasets this host does not have are skipped (the same
+    // sanoid.conf serves hosts with different datasets); monitors still
+    // report them.
+    let monitors_only = (o.monitor_snapshots || o.monitor_health || o.monitor_capacity)
+        && !(o.cron || o.take || o.prune);
+    if !monitors_only && cfg.datasets.iter().any(|d| !driver::is_btrfs(d.path())) {
+        let all = drivers.zfs.all()?;
+        let mut missing = Vec::new();
+        cfg.datasets.retain(|d| {
+            let keep = driver::is_btrfs(d.path()) || all.iter().any(|a| a == d.path());
+            if !keep {
+                missing.push(d.path().to_string());
+            }
+            keep
+        });
+        if !missing.is_empty() && o.verbose {
+            cfg.warnings.push(format!(
+                "INFO: not on this host, skipped: {}",
+                missing.join(", ")
+            ));
+        }
     }
     if cached.is_none() && !o.readonly {
         let mut s = String::new();

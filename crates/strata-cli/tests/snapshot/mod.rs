@@ -33,7 +33,7 @@ fn libfaketime() -> PathBuf {
     panic!("libfaketime not found: apt-get install faketime (scripts/test.sh does)");
 }
 
-fn sh(prog: &str, args: &[&str]) -> Output {
+pub fn sh(prog: &str, args: &[&str]) -> Output {
     Command::new(prog)
         .args(args)
         .stdin(Stdio::null())
@@ -41,7 +41,7 @@ fn sh(prog: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"))
 }
 
-fn must(prog: &str, args: &[&str]) -> String {
+pub fn must(prog: &str, args: &[&str]) -> String {
     let o = sh(prog, args);
     assert!(
         o.status.success(),

@@ -661,3 +661,102 @@ fn btrfs_incremental_local_and_over_ssh() {
         }
     }
 }
+
+fn strata_json(args: &[&str]) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("replicate")
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert_eq!(v["exit_code"], o.status.code().unwrap());
+    v
+}
+
+#[test]
+fn sync_snaps_holds_filters_and_syncoid_spellings() {
+    let env = Env::new("repl-opts");
+    let _clock = Clock::get();
+    let src = Pool::new(&env, "os", &["a"], &["d"]);
+    let tgt = Pool::new(&env, "ot", &["a"], &[]);
+    let (sd, td) = (format!("{}/d", src.name), format!("{}/d", tgt.name));
+    for s in ["keep1", "skip1", "keep2"] {
+        must("zfs", &["snapshot", &format!("{sd}@{s}")]);
+    }
+    // --dry-run changes nothing.
+    let v = strata_json(&["--no-sync-snap", "--dry-run", &sd, &td]);
+    assert_eq!(v["exit_code"], 0);
+    assert!(!sh("zfs", &["get", "-H", "name", &td]).status.success());
+    // Getopt::Long spellings, --include-snaps, --no-stream: only keep2 is sent, full.
+    let v = strata_json(&[
+        "-NO-SYNC-SNAP",
+        "--include-snaps=keep",
+        "--no-str",
+        &sd,
+        &td,
+    ]);
+    assert_eq!(v["datasets"][0]["action"], "full");
+    assert_eq!(guids(&td).into_keys().collect::<Vec<_>>(), ["keep2"]);
+    // Sync snapshots: named syncoid_<id>_<host>_…, and only the newest kept on both sides.
+    let host = must("hostname", &[]).trim().to_string();
+    for _ in 0..2 {
+        let v = strata_json(&["--identifier=nightly", "--use-hold", &sd, &td]);
+        assert_eq!(v["exit_code"], 0, "{v}");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let prefix = format!("syncoid_nightly_{host}_");
+    for ds in [&sd, &td] {
+        let syncs: Vec<String> = guids(ds)
+            .into_keys()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        assert_eq!(syncs.len(), 1, "{ds}: {syncs:?}");
+        let n = &syncs[0];
+        assert!(
+            n.len() == prefix.len() + 19 + 9 && n.contains("-GMT"),
+            "{n}"
+        );
+        // Held on both sides (userrefs; `zfs holds` needs pyzfs on zfs-fuse).
+        assert_eq!(prop(&format!("{ds}@{n}"), "userrefs"), "1", "{ds}@{n}");
+    }
+    // --exclude-snaps and --delete-target-snapshots: target loses what the source lacks.
+    must("zfs", &["snapshot", &format!("{td}@only-on-target")]);
+    let v = strata_json(&[
+        "--no-sync-snap",
+        "--delete-target-snapshots",
+        "--no-rollback",
+        "--exclude-snaps=skip",
+        &sd,
+        &td,
+    ]);
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert!(!guids(&td).contains_key("only-on-target"));
+    // A syncoid symlink takes syncoid's command line.
+    let link = env.path("syncoid");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_strata"), &link).unwrap();
+    let o = Command::new(&link)
+        .args(["--no-sync-snap", "--quiet", &sd, &td])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Bad letters: a clear error, exit 2.
+    let o = Command::new(&link)
+        .args(["--recvoptions=F", &sd, &td])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("option letter 'F'"));
+}

@@ -834,7 +834,8 @@ fn bad_input_and_failed_listing() {
         String::from_utf8_lossy(&r.stdout)
     );
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("zfs get"), "{err}");
+    assert!(err.contains("`zfs ") && err.contains("failed"), "{err}");
+    assert!(!err.contains("INFO: taking snapshots"), "{err}");
 }
 
 #[test]

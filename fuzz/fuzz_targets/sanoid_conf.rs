@@ -1,6 +1,7 @@
 #![no_main]
 //! sanoid.conf / strata.toml policy text and snapshot listing lines: any
-//! input gives a config, a clear error, or nothing — never a panic.
+//! input gives a config, a clear error, or nothing — never a panic. Also
+//! the replication parsers (zfs listings, option letters, rates).
 use libfuzzer_sys::fuzz_target;
 use strata_zfs::config::{ini_from_toml, resolve, EMBEDDED_DEFAULTS};
 use strata_zfs::ini::Ini;
@@ -17,4 +18,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = resolve(&defaults, "d", &ini, "f", &mut lister);
     }
     let _ = Snaps::parse(text);
+    // syncoid-side inputs: snapshot listings and option letters.
+    let _ = strata_zfs::replicate::parse_snaps("pool/ds", text);
+    let _ = strata_zfs::replicate::parse_letters(text, strata_zfs::replicate::RECV_LETTERS, "recvoptions");
+    let _ = strata_zfs::replicate::parse_rate(text);
 });

@@ -15,6 +15,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
+pub mod report;
 pub mod snapshot;
 pub mod tree;
 

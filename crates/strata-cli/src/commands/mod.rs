@@ -11,6 +11,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod monitor;
 mod prune;
 mod quickstart;
 mod replicate;
@@ -85,6 +86,9 @@ pub enum Command {
     Snapshot(snapshot::Snapshot),
     /// Replicate ZFS datasets (or btrfs snapshots) to another pool, locally or over ssh (syncoid-compatible).
     Replicate(replicate::Replicate),
+    /// The heartbeat monitor server (Uptime Kuma / healthchecks compatible).
+    #[command(subcommand)]
+    Monitor(monitor::Monitor),
     /// Show repository statistics.
     Stats(stats::Stats),
     /// Build and exercise a demo: init, backup, snapshots, restore, verify.
@@ -136,6 +140,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Stats(c) => stats::run(g, c),
         Command::Snapshot(c) => snapshot::run(g, c),
         Command::Replicate(c) => replicate::run(g, c),
+        Command::Monitor(c) => monitor::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),
     }
 }

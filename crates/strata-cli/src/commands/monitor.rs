@@ -1,0 +1,61 @@
+//! `strata monitor serve`: the heartbeat server (Uptime Kuma and
+//! healthchecks compatible push APIs, job reports, alerts, dashboard).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use super::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum Monitor {
+    /// Run the server until stopped.
+    Serve(Serve),
+}
+
+#[derive(Args, Debug)]
+pub struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// sqlite://PATH (default: strata-monitor.db next to the checks file, or in the current directory).
+    #[arg(long, env = "STRATA_MONITOR_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// Checks as code (TOML): settings, users, API keys, channels, checks.
+    #[arg(long, value_name = "FILE")]
+    pub checks: Option<PathBuf>,
+    /// Seconds between passes of the alert loop.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    pub alert_interval: f64,
+    /// HTTP worker threads.
+    #[arg(long, default_value = "4")]
+    pub workers: usize,
+}
+
+pub fn run(_g: &Global, c: Monitor) -> Result<u8> {
+    match c {
+        Monitor::Serve(s) => {
+            let database = s.database.clone().unwrap_or_else(|| {
+                let dir = s
+                    .checks
+                    .as_ref()
+                    .and_then(|p| p.parent())
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default();
+                format!("sqlite://{}", dir.join("strata-monitor.db").display())
+            });
+            let m = strata_monitor::Monitor::start(&strata_monitor::Options {
+                listen: s.listen.clone(),
+                database,
+                checks_file: s.checks.clone(),
+                alert_interval: s.alert_interval,
+                workers: s.workers,
+            })
+            .context("cannot start the monitor")?;
+            eprintln!("strata monitor listening on http://{}", m.addr);
+            m.wait();
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Server-rendered dashboard (no JavaScript), login, SVG badges and charts,
+//! Prometheus metrics, and the healthchecks v3 management API subset.
+
+use std::sync::Arc;
+
+use crate::config::{verify_password, Settings};
+use crate::db::{Check, Ping};
+use crate::engine::{next_due, now, state, Engine};
+use crate::http::{api_role, Req, Resp};
+use crate::{age, hash_secret, new_uuid, parse_duration, random_token};
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn color(st: &str) -> &'static str {
+    match st {
+        "up" => "#2e9e44",
+        "partial" => "#e0a100",
+        "late" => "#e07b00",
+        "running" => "#2f6fd0",
+        "down" => "#d0312d",
+        "paused" => "#888888",
+        _ => "#aaaaaa",
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}\
+.st{color:#fff;font-weight:600;border-radius:3px;padding:.1em .45em}pre{background:#f6f6f6;padding:.5em;max-width:70em;overflow:auto}\
+a{color:#1a4fa0}nav{margin-bottom:1em}";
+
+fn layout(title: &str, user: Option<&(String, String)>, body: &str) -> String {
+    let who = match user {
+        Some((u, role)) => format!(
+            "signed in as {} ({}) · <form method=post action=/logout style=display:inline><button>log out</button></form>",
+            esc(u),
+            esc(role)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{t}</title><style>{STYLE}</style></head>\
+<body><nav><a href=/>all hosts</a> · {who}</nav><h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    )
+}
+
+fn badge(st: &str) -> String {
+    format!("<span class=st style=background:{}>{}</span>", color(st), esc(st))
+}
+
+/// Who is looking: (user, role), or None when not signed in.
+fn viewer(eng: &Engine, req: &Req) -> Option<(String, String)> {
+    let sid = req.cookie("strata_session")?;
+    eng.db.session(&hash_secret(&sid), now()).ok().flatten()
+}
+
+pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
+    let p = req.path.as_str();
+    if p == "/login" {
+        return login(eng, req);
+    }
+    if p == "/logout" {
+        return Ok(Resp::redirect("/login").with("Set-Cookie", "strata_session=; Path=/; Max-Age=0; HttpOnly"));
+    }
+    if let Some(rest) = p.strip_prefix("/badge/") {
+        let uuid = rest.trim_end_matches(".svg");
+        return Ok(match eng.db.check_by("uuid", uuid)? {
+            Some(c) => Resp::new(200, "image/svg+xml", svg_badge(&c.name, state(&c, now()))),
+            None => Resp::text(404, "not found"),
+        });
+    }
+    let user = viewer(eng, req);
+    if set.login_required && user.is_none() {
+        return Ok(Resp::redirect("/login"));
+    }
+    let admin = !set.login_required || user.as_ref().is_some_and(|u| u.1 == "admin");
+    if let Some(rest) = p.strip_prefix("/job/") {
+        let mut parts = rest.splitn(2, '/');
+        let uuid = parts.next().unwrap_or("");
+        let action = parts.next().unwrap_or("");
+        let Some(mut c) = eng.db.check_by("uuid", uuid)? else {
+            return Ok(Resp::html(404, layout("not found", user.as_ref(), "<p>No such job.</p>")));
+        };
+        if req.method == "POST" && (action == "pause" || action == "resume") {
+            if !admin {
+                return Ok(Resp::html(403, layout("forbidden", user.as_ref(), "<p>Read-only users cannot change checks.</p>")));
+            }
+            c.paused = action == "pause";
+            eng.db.save(&c)?;
+            return Ok(Resp::redirect(&format!("/job/{uuid}")));
+        }
+        return Ok(Resp::html(200, job_page(eng, &c, user.as_ref(), admin)?));
+    }
+    if p == "/" || p.is_empty() {
+        return Ok(Resp::html(200, grid(eng, user.as_ref())?));
+    }
+    Ok(Resp::html(404, layout("not found", user.as_ref(), "<p>Nothing here.</p>")))
+}
+
+fn login(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
+    let form = "<form method=post action=/login><p><label>user <input name=user></label></p>\
+<p><label>password <input name=password type=password></label></p><p><button>sign in</button></p></form>";
+    if req.method != "POST" {
+        return Ok(Resp::html(200, layout("sign in", None, form)));
+    }
+    let f = req.form();
+    let get = |k: &str| f.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (user, pw) = (get("user"), get("password"));
+    if let Some((hash, role)) = eng.db.user(&user)? {
+        if verify_password(&pw, &hash) {
+            let sid = random_token(32);
+            eng.db.put_session(&hash_secret(&sid), &user, &role, now() + 7.0 * 86400.0)?;
+            return Ok(Resp::redirect("/").with(
+                "Set-Cookie",
+                &format!("strata_session={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age=604800"),
+            ));
+        }
+    }
+    Ok(Resp::html(401, layout("sign in", None, &format!("<p>Wrong user or password.</p>{form}"))))
+}
+
+fn fmt_time(t: Option<f64>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
+fn bytes(n: i64) -> String {
+    let n = n as f64;
+    for (u, d) in [("TiB", 1099511627776.0), ("GiB", 1073741824.0), ("MiB", 1048576.0), ("KiB", 1024.0)] {
+        if n >= d {
+            return format!("{:.1} {u}", n / d);
+        }
+    }
+    format!("{n} B")
+}
+
+fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> {
+    let checks = eng.db.checks()?;
+    let t = now();
+    let mut hosts: Vec<String> = checks.iter().map(|c| c.host.clone()).collect();
+    hosts.sort();
+    hosts.dedup();
+    let mut jobs: Vec<String> = checks.iter().map(|c| if c.job.is_empty() { c.name.clone() } else { c.job.clone() }).collect();
+    jobs.sort();
+    jobs.dedup();
+    let mut h = String::from("<table><tr><th>host</th>");
+    for j in &jobs {
+        h.push_str(&format!("<th>{}</th>", esc(j)));
+    }
+    h.push_str("</tr>");
+    for host in &hosts {
+        h.push_str(&format!("<tr><th>{}</th>", esc(if host.is_empty() { "(no host)" } else { host })));
+        for j in &jobs {
+            let c = checks.iter().find(|c| &c.host == host && (&c.job == j || (c.job.is_empty() && &c.name == j)));
+            match c {
+                None => h.push_str("<td></td>"),
+                Some(c) => {
+                    let st = state(c, t);
+                    let last = c.last_success.map(|s| format!("{} ago", age(t - s))).unwrap_or_else(|| "never".into());
+                    let due = c.last_ping.map(|l| next_due(c, l));
+                    let next = match due {
+                        Some(d) if d > t => format!("in {}", age(d - t)),
+                        Some(d) => format!("{} overdue", age(t - d)),
+                        None => "—".into(),
+                    };
+                    h.push_str(&format!(
+                        "<td style=\"border-left:6px solid {col}\"><a href=/job/{u}>{b}</a><br>last success: {last}<br>next due: {next}<br>duration: {d}<br>size: {s}</td>",
+                        col = color(st),
+                        u = c.uuid,
+                        b = badge(st),
+                        d = c.last_duration.map(age).unwrap_or_else(|| "—".into()),
+                        s = c.last_size.map(bytes).unwrap_or_else(|| "—".into()),
+                    ));
+                }
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+    if checks.is_empty() {
+        h = "<p>No checks yet. Add them to the checks file, create them with the API, or ping /ping/&lt;ping_key&gt;/&lt;slug&gt;?create=1.</p>".into();
+    }
+    Ok(layout("Backups", user, &h))
+}
+
+/// An inline SVG line chart of (x, y) points.
+pub fn svg_chart(title: &str, pts: &[(f64, f64)], fmt: &dyn Fn(f64) -> String) -> String {
+    if pts.is_empty() {
+        return format!("<p>{}: no data yet.</p>", esc(title));
+    }
+    let (w, h, pad) = (600.0, 160.0, 30.0);
+    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let ymax = pts.iter().fold(0.0f64, |a, p| a.max(p.1)).max(1e-9);
+    let sx = |x: f64| pad + if x1 > x0 { (x - x0) / (x1 - x0) * (w - 2.0 * pad) } else { (w - 2.0 * pad) / 2.0 };
+    let sy = |y: f64| h - pad - y / ymax * (h - 2.0 * pad);
+    let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
+    let dots: String = pts
+        .iter()
+        .map(|p| format!("<circle cx='{:.1}' cy='{:.1}' r='3' fill='#1a4fa0'><title>{}</title></circle>", sx(p.0), sy(p.1), esc(&fmt(p.1))))
+        .collect();
+    format!(
+        "<figure><figcaption>{t} (max {m})</figcaption><svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' aria-label='{t}'>\
+<rect width='{w}' height='{h}' fill='#fafafa' stroke='#ddd'/><polyline fill='none' stroke='#1a4fa0' stroke-width='2' points='{p}'/>{dots}</svg></figure>",
+        t = esc(title),
+        m = esc(&fmt(ymax)),
+        p = path.join(" ")
+    )
+}
+
+fn job_page(eng: &Engine, c: &Check, user: Option<&(String, String)>, admin: bool) -> crate::Result<String> {
+    let t = now();
+    let st = state(c, t);
+    let pings = eng.db.pings(c.id, 50)?;
+    let mut h = format!(
+        "<p>{} host <b>{}</b>, job <b>{}</b> · last success {} · last duration {} · size {}</p>",
+        badge(st),
+        esc(&c.host),
+        esc(&c.job),
+        fmt_time(c.last_success),
+        c.last_duration.map(age).unwrap_or_else(|| "—".into()),
+        c.last_size.map(bytes).unwrap_or_else(|| "—".into()),
+    );
+    h.push_str(&format!(
+        "<p>period {} + grace {}{} · pings: healthchecks <code>/ping/{}</code> · badge <code>/badge/{}.svg</code></p>",
+        age(c.timeout),
+        age(c.grace),
+        if c.schedule.is_empty() { String::new() } else { format!(" · schedule <code>{}</code> ({})", esc(&c.schedule), esc(&c.tz)) },
+        c.uuid,
+        c.uuid
+    ));
+    if admin {
+        let act = if c.paused { "resume" } else { "pause" };
+        h.push_str(&format!("<form method=post action=/job/{}/{act}><button>{act}</button></form>", c.uuid));
+    }
+    let mut runs: Vec<&Ping> = pings.iter().filter(|p| p.duration.is_some() || p.size.is_some()).collect();
+    runs.reverse();
+    let dur: Vec<(f64, f64)> = runs.iter().filter_map(|p| Some((p.ts, p.duration?))).collect();
+    let size: Vec<(f64, f64)> = runs.iter().filter_map(|p| Some((p.ts, p.size? as f64))).collect();
+    h.push_str(&svg_chart("duration", &dur, &|v| age(v)));
+    h.push_str(&svg_chart("size", &size, &|v| bytes(v as i64)));
+    h.push_str("<h2>Runs and pings</h2><table><tr><th>#</th><th>time</th><th>event</th><th>duration</th><th>steps</th><th>log</th></tr>");
+    for p in &pings {
+        let mut steps = String::new();
+        if let Ok(r) = serde_json::from_str::<strata_format::report::JobReport>(&p.report) {
+            for s in &r.steps {
+                let sst = match s.status {
+                    strata_format::report::RunStatus::Success => "up",
+                    strata_format::report::RunStatus::Partial => "partial",
+                    strata_format::report::RunStatus::Fail => "down",
+                };
+                steps.push_str(&format!("{} {} ({}) {}<br>", badge(sst), esc(&s.name), age(s.duration), esc(&s.message)));
+            }
+            if let Some(sn) = &r.snapshot_id {
+                steps.push_str(&format!("snapshot {}", esc(sn)));
+            }
+        }
+        let ev = match p.kind.as_str() {
+            "success" => "up",
+            "fail" => "down",
+            k => k,
+        };
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            p.n,
+            fmt_time(Some(p.ts)),
+            badge(ev),
+            p.exit_status.map(|e| format!(" exit {e}")).unwrap_or_default(),
+            p.duration.map(age).unwrap_or_default(),
+            steps,
+            esc(&p.body)
+        ));
+    }
+    h.push_str("</table><h2>Notifications</h2><ul>");
+    for (ts, ch, ev, ok) in eng.db.notifications(c.id)? {
+        h.push_str(&format!("<li>{} {} → {} {}</li>", fmt_time(Some(ts)), esc(&ev), esc(&ch), if ok { "sent" } else { "FAILED" }));
+    }
+    h.push_str("</ul>");
+    Ok(layout(&c.name, user, &h))
+}
+
+pub fn svg_badge(label: &str, st: &str) -> String {
+    let lw = 8 + 7 * label.chars().count();
+    let sw = 8 + 7 * st.len();
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='20' role='img' aria-label='{l}: {s}'>\
+<rect width='{lw}' height='20' fill='#555'/><rect x='{lw}' width='{sw}' height='20' fill='{c}'/>\
+<g fill='#fff' font-family='Verdana,sans-serif' font-size='11'><text x='4' y='14'>{l}</text><text x='{tx}' y='14'>{s}</text></g></svg>",
+        w = lw + sw,
+        l = esc(label),
+        s = esc(st),
+        c = color(st),
+        tx = lw + 4
+    )
+}
+
+pub fn metrics(eng: &Engine) -> crate::Result<Resp> {
+    let t = now();
+    let mut s = String::from("# HELP strata_check_up 1 when the check is up (or partial), 0 otherwise.\n# TYPE strata_check_up gauge\n");
+    let checks = eng.db.checks()?;
+    let lbl = |c: &Check| {
+        format!(
+            "name=\"{}\",host=\"{}\",job=\"{}\",uuid=\"{}\"",
+            c.name.replace('\\', "\\\\").replace('"', "\\\""),
+            c.host.replace('"', "\\\""),
+            c.job.replace('"', "\\\""),
+            c.uuid
+        )
+    };
+    for c in &checks {
+        let up = matches!(state(c, t), "up" | "partial" | "running" | "late");
+        s.push_str(&format!("strata_check_up{{{}}} {}\n", lbl(c), up as i32));
+    }
+    s.push_str("# HELP strata_check_last_success_age_seconds Seconds since the last successful run.\n# TYPE strata_check_last_success_age_seconds gauge\n");
+    for c in &checks {
+        if let Some(ls) = c.last_success {
+            s.push_str(&format!("strata_check_last_success_age_seconds{{{}}} {:.0}\n", lbl(c), t - ls));
+        }
+    }
+    s.push_str(&format!("# TYPE strata_monitor_db_up gauge\nstrata_monitor_db_up {}\n", eng.db.healthy() as i32));
+    Ok(Resp::new(200, "text/plain; version=0.0.4", s))
+}
+
+fn check_json(c: &Check, set: &Settings) -> serde_json::Value {
+    let t = now();
+    let iso = |x: Option<f64>| {
+        x.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+    };
+    let mut st = state(c, t);
+    if st == "late" {
+        st = "grace";
+    } else if st == "running" {
+        st = "started";
+    } else if st == "partial" {
+        st = "up";
+    }
+    let mut v = serde_json::json!({
+        "name": c.name, "slug": c.slug, "tags": c.tags, "desc": c.descr, "grace": c.grace as i64,
+        "n_pings": c.n_pings, "status": st, "started": c.last_start.is_some(),
+        "last_ping": iso(c.last_ping), "next_ping": iso(c.last_ping.map(|l| next_due(c, l))),
+        "manual_resume": c.manual_resume, "methods": c.methods, "uuid": c.uuid,
+        "last_duration": c.last_duration.map(|d| d as i64),
+        "ping_url": format!("{}/ping/{}", set.base_url.trim_end_matches('/'), c.uuid),
+        "update_url": format!("{}/api/v3/checks/{}", set.base_url.trim_end_matches('/'), c.uuid),
+        "host": c.host, "job": c.job,
+    });
+    if c.schedule.is_empty() {
+        v["timeout"] = serde_json::json!(c.timeout as i64);
+    } else {
+        v["schedule"] = serde_json::json!(c.schedule);
+        v["tz"] = serde_json::json!(c.tz);
+    }
+    v
+}
+
+fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let n = |k: &str| v.get(k).and_then(|x| x.as_f64());
+    if let Some(x) = s("name") { c.name = x; }
+    if let Some(x) = s("slug") { c.slug = x; }
+    if let Some(x) = s("tags") { c.tags = x; }
+    if let Some(x) = s("desc") { c.descr = x; }
+    if let Some(x) = s("host") { c.host = x; }
+    if let Some(x) = s("job") { c.job = x; }
+    if let Some(x) = s("methods") { c.methods = x; }
+    if let Some(x) = v.get("manual_resume").and_then(|x| x.as_bool()) { c.manual_resume = x; }
+    if let Some(x) = n("timeout") {
+        if !(60.0..=31_536_000.0).contains(&x) { return Err("timeout must be 60..31536000".into()); }
+        c.timeout = x;
+        c.schedule.clear();
+    }
+    if let Some(x) = n("grace") {
+        if !(60.0..=31_536_000.0).contains(&x) { return Err("grace must be 60..31536000".into()); }
+        c.grace = x;
+    }
+    if let Some(x) = s("schedule") {
+        crate::schedule::Cron::parse(&x)?;
+        c.schedule = x;
+    }
+    if let Some(x) = s("tz") {
+        if !crate::schedule::valid_tz(&x) { return Err("tz: use \"UTC\" or \"local\"".into()); }
+        c.tz = x;
+    }
+    if let Some(x) = s("max_duration").and_then(|x| parse_duration(&x)).or_else(|| n("max_duration")) { c.max_duration = Some(x); }
+    if let Some(x) = s("min_duration").and_then(|x| parse_duration(&x)).or_else(|| n("min_duration")) { c.min_duration = Some(x); }
+    Ok(())
+}
+
+/// healthchecks' management API v3 subset (X-Api-Key; read keys may only GET).
+pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result<Resp> {
+    let Some(role) = api_role(eng, req)? else {
+        return Ok(Resp::json(401, serde_json::json!({"error": "missing api key"})));
+    };
+    if req.method != "GET" && role != "admin" {
+        return Ok(Resp::json(401, serde_json::json!({"error": "wrong api key"})));
+    }
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if parts[0] != "checks" {
+        return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or(serde_json::json!({}));
+    match (req.method.as_str(), parts.len()) {
+        ("GET", 1) => {
+            let v: Vec<serde_json::Value> = eng
+                .db
+                .checks()?
+                .iter()
+                .filter(|c| req.q("slug").is_none_or(|s| c.slug == s))
+                .filter(|c| req.q("tag").is_none_or(|t| c.tags.split_whitespace().any(|x| x == t)))
+                .map(|c| check_json(c, set))
+                .collect();
+            Ok(Resp::json(200, serde_json::json!({ "checks": v })))
+        }
+        ("POST", 1) => {
+            let unique: Vec<String> = body
+                .get("unique")
+                .and_then(|u| u.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let mut probe = Check::default();
+            if let Err(e) = apply(&mut probe, &body) {
+                return Ok(Resp::json(400, serde_json::json!({"error": e})));
+            }
+            let existing = eng.db.checks()?.into_iter().find(|c| {
+                !unique.is_empty()
+                    && unique.iter().all(|u| match u.as_str() {
+                        "name" => c.name == probe.name,
+                        "slug" => c.slug == probe.slug,
+                        "tags" => c.tags == probe.tags,
+                        "timeout" => c.timeout == probe.timeout,
+                        "grace" => c.grace == probe.grace,
+                        _ => false,
+                    })
+            });
+            let (mut c, code) = match existing {
+                Some(c) => (c, 200),
+                None => (
+                    Check {
+                        uuid: new_uuid(),
+                        timeout: 86400.0,
+                        grace: 3600.0,
+                        tz: "UTC".into(),
+                        size_window: 5,
+                        created: now(),
+                        alert_state: "up".into(),
+                        ..Default::default()
+                    },
+                    201,
+                ),
+            };
+            if let Err(e) = apply(&mut c, &body) {
+                return Ok(Resp::json(400, serde_json::json!({"error": e})));
+            }
+            let id = eng.db.save(&c)?;
+            let c = eng.db.check(id)?.expect("saved");
+            Ok(Resp::json(code, check_json(&c, set)))
+        }
+        (m, 2 | 3) => {
+            let Some(mut c) = eng.db.check_by("uuid", parts[1])? else {
+                return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
+            };
+            match (m, parts.get(2).copied()) {
+                ("GET", None) => Ok(Resp::json(200, check_json(&c, set))),
+                ("POST", None) => {
+                    if let Err(e) = apply(&mut c, &body) {
+                        return Ok(Resp::json(400, serde_json::json!({"error": e})));
+                    }
+                    eng.db.save(&c)?;
+                    Ok(Resp::json(200, check_json(&c, set)))
+                }
+                ("DELETE", None) => {
+                    let v = check_json(&c, set);
+                    eng.db.delete_check(c.id)?;
+                    Ok(Resp::json(200, v))
+                }
+                ("POST", Some(a @ ("pause" | "resume"))) => {
+                    c.paused = a == "pause";
+                    eng.db.save(&c)?;
+                    Ok(Resp::json(200, check_json(&c, set)))
+                }
+                ("GET", Some("pings")) => {
+                    let v: Vec<serde_json::Value> = eng
+                        .db
+                        .pings(c.id, 100)?
+                        .into_iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "type": p.kind, "date": chrono::DateTime::from_timestamp(p.ts as i64, 0).map(|d| d.to_rfc3339()),
+                                "n": p.n, "scheme": "http", "remote_addr": p.remote, "method": p.method, "ua": p.ua,
+                                "rid": p.rid, "duration": p.duration, "exitstatus": p.exit_status, "body": p.body,
+                            })
+                        })
+                        .collect();
+                    Ok(Resp::json(200, serde_json::json!({ "pings": v })))
+                }
+                _ => Ok(Resp::json(405, serde_json::json!({"error": "method not allowed"}))),
+            }
+        }
+        _ => Ok(Resp::json(404, serde_json::json!({"error": "not found"}))),
+    }
+}

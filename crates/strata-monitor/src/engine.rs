@@ -1,0 +1,275 @@
+//! Check states, ping handling and alert decisions (no HTTP here).
+
+use std::sync::Arc;
+
+use strata_format::report::{JobReport, RunStatus};
+
+use crate::db::{Check, Db, Ping};
+use crate::error::Result;
+use crate::notify::{Channel, Event};
+use crate::schedule;
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Shown states: new, up, partial, running, late (in grace), down, paused.
+pub fn state(c: &Check, now: f64) -> &'static str {
+    if c.paused {
+        return "paused";
+    }
+    if let Some(s) = c.last_start {
+        if now >= s + c.grace {
+            return "down";
+        }
+        return "running";
+    }
+    let Some(last) = c.last_ping else {
+        return "new";
+    };
+    if c.last_outcome == "fail" {
+        return "down";
+    }
+    let due = next_due(c, last);
+    if now < due {
+        if c.last_outcome == "partial" {
+            "partial"
+        } else {
+            "up"
+        }
+    } else if now < due + c.grace {
+        "late"
+    } else {
+        "down"
+    }
+}
+
+/// When the next ping is expected after one at `last`.
+pub fn next_due(c: &Check, last: f64) -> f64 {
+    if !c.schedule.is_empty() {
+        if let Ok(s) = schedule::Cron::parse(&c.schedule) {
+            if let Some(t) = s.next_after(last, &c.tz) {
+                return t;
+            }
+        }
+    }
+    last + c.timeout
+}
+
+/// What an incoming ping means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Success,
+    Fail,
+    Start,
+    Log,
+    Partial,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Success => "success",
+            Kind::Fail => "fail",
+            Kind::Start => "start",
+            Kind::Log => "log",
+            Kind::Partial => "partial",
+        }
+    }
+}
+
+pub struct Incoming {
+    pub kind: Kind,
+    pub exit_status: Option<i64>,
+    pub body: String,
+    pub rid: String,
+    pub method: String,
+    pub ua: String,
+    pub remote: String,
+    pub size: Option<i64>,
+    pub report: Option<JobReport>,
+    /// Explicit duration (native reports); otherwise from start/rid.
+    pub duration: Option<f64>,
+}
+
+pub struct Engine {
+    pub db: Db,
+    pub channels: Vec<Channel>,
+    /// Public URL prefix for links in notifications.
+    pub base_url: String,
+}
+
+/// Durations of 72 h or more are not shown (healthchecks' MAX_DURATION).
+const MAX_DURATION: f64 = 72.0 * 3600.0;
+
+impl Engine {
+    /// Apply a ping to a check: store it, update the state, and send what it
+    /// causes (partial run, too short/long, size drop, recovery).
+    pub fn ping(self: &Arc<Self>, mut c: Check, inc: Incoming) -> Result<()> {
+        let t = now();
+        let mut kind = inc.kind.as_str().to_string();
+        // Paused with manual resume: recorded, ignored.
+        let ignore = (c.paused && c.manual_resume)
+            || (c.methods.eq_ignore_ascii_case("POST") && !inc.method.eq_ignore_ascii_case("POST"));
+        if ignore {
+            kind = "ign".into();
+        }
+        let mut duration = None;
+        let mut events = Vec::new();
+        if !ignore {
+            if c.paused {
+                c.paused = false;
+            }
+            match inc.kind {
+                Kind::Start => {
+                    c.last_start = Some(t);
+                    c.last_start_rid = Some(inc.rid.clone());
+                }
+                Kind::Log => {}
+                Kind::Success | Kind::Fail | Kind::Partial => {
+                    if let Some(s) = c.last_start {
+                        if c.last_start_rid.as_deref().unwrap_or("") == inc.rid {
+                            let d = t - s;
+                            if d < MAX_DURATION {
+                                duration = Some(d);
+                            }
+                        }
+                    }
+                    if inc.duration.is_some() {
+                        duration = inc.duration;
+                    }
+                    c.last_start = None;
+                    c.last_start_rid = None;
+                    c.last_ping = Some(t);
+                    c.last_outcome = inc.kind.as_str().to_string();
+                    if inc.kind != Kind::Fail {
+                        c.last_success = Some(t);
+                    }
+                    if duration.is_some() {
+                        c.last_duration = duration;
+                    }
+                    if inc.kind == Kind::Partial {
+                        events.push(Event::Partial);
+                    }
+                    if let Some(d) = duration {
+                        if c.min_duration.is_some_and(|m| d < m) {
+                            events.push(Event::TooShort(d));
+                        }
+                        if c.max_duration.is_some_and(|m| d > m) {
+                            events.push(Event::TooLong(d));
+                        }
+                    }
+                    if let (Some(sz), Some(pct)) = (inc.size, c.size_drop_pct) {
+                        let mut prev = self.db.recent_sizes(c.id, c.size_window.max(1))?;
+                        if !prev.is_empty() {
+                            prev.sort();
+                            let median = prev[prev.len() / 2] as f64;
+                            if (sz as f64) < median * (1.0 - pct / 100.0) {
+                                events.push(Event::SizeDrop { size: sz, median });
+                            }
+                        }
+                    }
+                    if inc.size.is_some() {
+                        c.last_size = inc.size;
+                    }
+                }
+            }
+        }
+        c.n_pings += 1;
+        let p = Ping {
+            n: c.n_pings,
+            ts: t,
+            kind,
+            exit_status: inc.exit_status,
+            body: inc.body,
+            rid: inc.rid,
+            duration,
+            method: inc.method,
+            ua: inc.ua.chars().take(200).collect(),
+            remote: inc.remote,
+            size: inc.size,
+            report: inc
+                .report
+                .as_ref()
+                .map(|r| serde_json::to_string(r).unwrap_or_default())
+                .unwrap_or_default(),
+        };
+        self.db.record(&c, &p)?;
+        for ev in events {
+            self.notify(&c, ev, t);
+        }
+        self.evaluate(&c, t)?;
+        Ok(())
+    }
+
+    /// Compare a check's state with what was last notified; send down /
+    /// recovery (and repeats) as needed. Called after each ping and by the
+    /// alert loop, so a restart while a check is overdue still alerts.
+    pub fn evaluate(&self, c: &Check, t: f64) -> Result<()> {
+        let st = state(c, t);
+        let down = st == "down";
+        if down && c.alert_state != "down" {
+            self.db.set_alert(c.id, "down", Some(t), Some(t))?;
+            let mut c2 = c.clone();
+            c2.alert_since = Some(t);
+            self.notify(&c2, Event::Down(reason(c, t)), t);
+        } else if down && c.repeat_every > 0.0 && c.last_notified.is_some_and(|n| t - n >= c.repeat_every) {
+            self.db.set_alert(c.id, "down", c.alert_since, Some(t))?;
+            self.notify(c, Event::StillDown(reason(c, t)), t);
+        } else if !down && c.alert_state == "down" && matches!(st, "up" | "partial" | "running") {
+            self.db.set_alert(c.id, "up", Some(t), Some(t))?;
+            self.notify(c, Event::Up, t);
+        }
+        Ok(())
+    }
+
+    pub fn notify(&self, c: &Check, ev: Event, t: f64) {
+        for ch in &self.channels {
+            if !ch.applies_to(c) {
+                continue;
+            }
+            let r = ch.send(c, &ev, t, &self.base_url);
+            let _ = self.db.log_notification(
+                c.id,
+                t,
+                &ch.name,
+                ev.name(),
+                r.is_ok(),
+                &r.err().unwrap_or_default(),
+            );
+        }
+    }
+
+    /// One pass of the alert loop over every check.
+    pub fn tick(&self) -> Result<()> {
+        let t = now();
+        for c in self.db.checks()? {
+            self.evaluate(&c, t)?;
+        }
+        Ok(())
+    }
+
+    pub fn report_kind(r: &JobReport) -> Kind {
+        match r.effective_status() {
+            RunStatus::Success => Kind::Success,
+            RunStatus::Partial => Kind::Partial,
+            RunStatus::Fail => Kind::Fail,
+        }
+    }
+}
+
+fn reason(c: &Check, t: f64) -> String {
+    if let Some(s) = c.last_start {
+        return format!("started {} ago and not finished", crate::age(t - s));
+    }
+    if c.last_outcome == "fail" {
+        return "the last run failed".into();
+    }
+    match c.last_ping {
+        Some(p) => format!("no ping for {}", crate::age(t - p)),
+        None => "never pinged".into(),
+    }
+}

@@ -1,0 +1,207 @@
+//! `strata monitor`: a heartbeat server. Existing scripts keep pinging it
+//! with Uptime Kuma's `/api/push/<token>` and healthchecks' `/ping/<uuid>`
+//! routes; strata jobs send a native report (steps, bytes, files). An alert
+//! loop turns silence, failures and partial runs into notifications, and a
+//! server-rendered dashboard shows every host and job.
+//!
+//! Modules: [`db`] storage, [`engine`] states and alert decisions,
+//! [`notify`] channels, [`schedule`] cron, [`config`] the checks file,
+//! [`http`] routes, [`dashboard`] HTML and SVG.
+
+pub mod config;
+pub mod dashboard;
+pub mod db;
+pub mod engine;
+pub mod http;
+pub mod notify;
+pub mod schedule;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub mod error {
+    pub use super::{Error, Result};
+}
+
+/// `3d 4h`, `5h 12m`, `42s`: an age for people.
+pub fn age(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    let (d, h, m) = (s / 86400, (s % 86400) / 3600, (s % 3600) / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Parse `24h`, `90m`, `30s`, `2d`, `1w`, or seconds.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'w' => (&s[..s.len() - 1], 604800.0),
+        'd' => (&s[..s.len() - 1], 86400.0),
+        'h' => (&s[..s.len() - 1], 3600.0),
+        'm' => (&s[..s.len() - 1], 60.0),
+        's' => (&s[..s.len() - 1], 1.0),
+        _ => (s, 1.0),
+    };
+    num.trim().parse::<f64>().ok().filter(|x| *x >= 0.0).map(|x| x * mult)
+}
+
+/// Hex BLAKE3 of a secret (tokens, API keys, session ids are stored hashed).
+pub fn hash_secret(s: &str) -> String {
+    blake3::hash(s.as_bytes()).to_hex().to_string()
+}
+
+pub fn random_token(n: usize) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("OS randomness");
+    b.iter().map(|x| A[(*x as usize) % A.len()] as char).collect()
+}
+
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("OS randomness");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Server options (from the command line and the checks file).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub listen: String,
+    pub database: String,
+    pub checks_file: Option<std::path::PathBuf>,
+    /// Seconds between alert-loop passes.
+    pub alert_interval: f64,
+    pub workers: usize,
+}
+
+/// A running monitor.
+pub struct Monitor {
+    pub engine: Arc<engine::Engine>,
+    pub settings: Arc<config::Settings>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    pub addr: std::net::SocketAddr,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Monitor {
+    pub fn start(o: &Options) -> Result<Monitor> {
+        let db = db::Db::open(&o.database)?;
+        let file = match &o.checks_file {
+            Some(p) => Some(config::File::load(p)?),
+            None => None,
+        };
+        let settings = config::sync(&db, file.as_ref())?;
+        let engine = Arc::new(engine::Engine {
+            db,
+            channels: settings.channels.clone(),
+            base_url: settings.base_url.clone(),
+        });
+        let server = Arc::new(
+            tiny_http::Server::http(&o.listen)
+                .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", o.listen)))?,
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| Error::Io("not an IP listener".into()))?;
+        let settings = Arc::new(settings);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..o.workers.max(1) {
+            let (srv, eng, set) = (server.clone(), engine.clone(), settings.clone());
+            threads.push(std::thread::spawn(move || {
+                while let Ok(req) = srv.recv() {
+                    http::handle(&eng, &set, req);
+                }
+            }));
+        }
+        {
+            let (eng, st) = (engine.clone(), stop.clone());
+            let every = Duration::from_secs_f64(o.alert_interval.max(0.05));
+            threads.push(std::thread::spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    if let Err(e) = eng.tick() {
+                        eprintln!("alert loop: {e}");
+                    }
+                    std::thread::sleep(every);
+                }
+            }));
+        }
+        if let Some(url) = settings.heartbeat_url.clone() {
+            let (eng, st) = (engine.clone(), stop.clone());
+            let every = Duration::from_secs_f64(settings.heartbeat_interval.max(1.0));
+            threads.push(std::thread::spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    if eng.db.healthy() {
+                        let _ = ureq::get(&url).timeout(Duration::from_secs(10)).call();
+                    }
+                    std::thread::sleep(every);
+                }
+            }));
+        }
+        Ok(Monitor {
+            engine,
+            settings,
+            stop,
+            threads,
+            addr,
+            server,
+        })
+    }
+
+    /// Serve until the process ends.
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+        for _ in 1..self.threads.len() {
+            self.server.unblock();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ids() {
+        assert_eq!(parse_duration("24h"), Some(86400.0));
+        assert_eq!(parse_duration("90m"), Some(5400.0));
+        assert_eq!(parse_duration("2.5"), Some(2.5));
+        assert_eq!(parse_duration("x"), None);
+        let u = new_uuid();
+        assert_eq!(u.len(), 36);
+        assert!(http::is_uuid(&u));
+        assert_eq!(age(3700.0), "1h 1m");
+    }
+}

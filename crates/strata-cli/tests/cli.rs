@@ -1,5 +1,6 @@
 //! End-to-end tests of the `strata` binary on real directories.
 
+mod monitor;
 mod replicate;
 mod snapshot;
 mod util;

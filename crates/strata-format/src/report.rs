@@ -81,8 +81,20 @@ mod tests {
             status: RunStatus::Success,
             exit_code: 0,
             steps: vec![
-                Step { name: "dump".into(), status: RunStatus::Fail, duration: 1.5, exit_code: Some(1), message: "pg_dump: error".into() },
-                Step { name: "backup".into(), status: RunStatus::Success, duration: 30.0, exit_code: None, message: String::new() },
+                Step {
+                    name: "dump".into(),
+                    status: RunStatus::Fail,
+                    duration: 1.5,
+                    exit_code: Some(1),
+                    message: "pg_dump: error".into(),
+                },
+                Step {
+                    name: "backup".into(),
+                    status: RunStatus::Success,
+                    duration: 30.0,
+                    exit_code: None,
+                    message: String::new(),
+                },
             ],
             bytes_added: Some(10),
             bytes_total: Some(1000),
@@ -95,7 +107,8 @@ mod tests {
         let back: JobReport = serde_json::from_str(&j).unwrap();
         assert_eq!(back, r);
         assert_eq!(r.effective_status(), RunStatus::Partial);
-        let min: JobReport = serde_json::from_str(r#"{"host":"h","job":"j","status":"fail","extra":1}"#).unwrap();
+        let min: JobReport =
+            serde_json::from_str(r#"{"host":"h","job":"j","status":"fail","extra":1}"#).unwrap();
         assert_eq!(min.effective_status(), RunStatus::Fail);
     }
 }

@@ -131,7 +131,8 @@ pub struct Settings {
 
 impl File {
     pub fn load(p: &Path) -> Result<File> {
-        let text = std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
         toml::from_str(&text).map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -148,11 +149,13 @@ impl File {
 
 fn secret(file: &Option<String>, env: &Option<String>, what: &str) -> Result<Option<String>> {
     if let Some(f) = file {
-        let s = std::fs::read_to_string(f).map_err(|e| Error::Config(format!("{what}: {f}: {e}")))?;
+        let s =
+            std::fs::read_to_string(f).map_err(|e| Error::Config(format!("{what}: {f}: {e}")))?;
         return Ok(Some(s.lines().next().unwrap_or("").to_string()));
     }
     if let Some(v) = env {
-        let s = std::env::var(v).map_err(|_| Error::Config(format!("{what}: environment variable {v} is not set")))?;
+        let s = std::env::var(v)
+            .map_err(|_| Error::Config(format!("{what}: environment variable {v} is not set")))?;
         return Ok(Some(s));
     }
     Ok(None)
@@ -183,7 +186,11 @@ pub fn hash_password(pw: &str) -> String {
 pub fn verify_password(pw: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(phc)
-        .map(|h| argon2::Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(pw.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -198,7 +205,14 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
     };
     db.set_meta("ping_key", &ping_key)?;
     for u in &f.users {
-        let hash = match (&u.password_hash, secret(&u.password_file, &u.password_env, &format!("user {}", u.name))?) {
+        let hash = match (
+            &u.password_hash,
+            secret(
+                &u.password_file,
+                &u.password_env,
+                &format!("user {}", u.name),
+            )?,
+        ) {
             (_, Some(pw)) => hash_password(&pw),
             (Some(h), None) => h.clone(),
             (None, None) => {
@@ -209,7 +223,10 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
             }
         };
         if !matches!(u.role.as_str(), "admin" | "read") {
-            return Err(Error::Config(format!("user {:?}: role must be \"admin\" or \"read\"", u.name)));
+            return Err(Error::Config(format!(
+                "user {:?}: role must be \"admin\" or \"read\"",
+                u.name
+            )));
         }
         db.put_user(&u.name, &hash, &u.role)?;
     }
@@ -222,14 +239,21 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
     for d in &f.checks {
         let tz = d.tz.clone().unwrap_or_else(|| "UTC".into());
         if !crate::schedule::valid_tz(&tz) {
-            return Err(Error::Config(format!("check {:?}: tz = {tz:?}: use \"UTC\" or \"local\"", d.name)));
+            return Err(Error::Config(format!(
+                "check {:?}: tz = {tz:?}: use \"UTC\" or \"local\"",
+                d.name
+            )));
         }
         if let Some(s) = &d.schedule {
-            crate::schedule::Cron::parse(s).map_err(|e| Error::Config(format!("check {:?}: {e}", d.name)))?;
+            crate::schedule::Cron::parse(s)
+                .map_err(|e| Error::Config(format!("check {:?}: {e}", d.name)))?;
         }
         if let Some(u) = &d.uuid {
             if !crate::http::is_uuid(u) {
-                return Err(Error::Config(format!("check {:?}: uuid {u:?} is not a lowercase UUID", d.name)));
+                return Err(Error::Config(format!(
+                    "check {:?}: uuid {u:?} is not a lowercase UUID",
+                    d.name
+                )));
             }
         }
         let found = existing
@@ -281,7 +305,10 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
     let mut names = std::collections::HashSet::new();
     for ch in &f.channels {
         if !names.insert(ch.name.clone()) {
-            return Err(Error::Config(format!("two channels are named {:?}", ch.name)));
+            return Err(Error::Config(format!(
+                "two channels are named {:?}",
+                ch.name
+            )));
         }
     }
     Ok(Settings {

@@ -51,7 +51,11 @@ fn layout(title: &str, user: Option<&(String, String)>, body: &str) -> String {
 }
 
 fn badge(st: &str) -> String {
-    format!("<span class=st style=background:{}>{}</span>", color(st), esc(st))
+    format!(
+        "<span class=st style=background:{}>{}</span>",
+        color(st),
+        esc(st)
+    )
 }
 
 /// Who is looking: (user, role), or None when not signed in.
@@ -66,7 +70,8 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
         return login(eng, req);
     }
     if p == "/logout" {
-        return Ok(Resp::redirect("/login").with("Set-Cookie", "strata_session=; Path=/; Max-Age=0; HttpOnly"));
+        return Ok(Resp::redirect("/login")
+            .with("Set-Cookie", "strata_session=; Path=/; Max-Age=0; HttpOnly"));
     }
     if let Some(rest) = p.strip_prefix("/badge/") {
         let uuid = rest.trim_end_matches(".svg");
@@ -85,11 +90,21 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
         let uuid = parts.next().unwrap_or("");
         let action = parts.next().unwrap_or("");
         let Some(mut c) = eng.db.check_by("uuid", uuid)? else {
-            return Ok(Resp::html(404, layout("not found", user.as_ref(), "<p>No such job.</p>")));
+            return Ok(Resp::html(
+                404,
+                layout("not found", user.as_ref(), "<p>No such job.</p>"),
+            ));
         };
         if req.method == "POST" && (action == "pause" || action == "resume") {
             if !admin {
-                return Ok(Resp::html(403, layout("forbidden", user.as_ref(), "<p>Read-only users cannot change checks.</p>")));
+                return Ok(Resp::html(
+                    403,
+                    layout(
+                        "forbidden",
+                        user.as_ref(),
+                        "<p>Read-only users cannot change checks.</p>",
+                    ),
+                ));
             }
             c.paused = action == "pause";
             eng.db.save(&c)?;
@@ -100,7 +115,10 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
     if p == "/" || p.is_empty() {
         return Ok(Resp::html(200, grid(eng, user.as_ref())?));
     }
-    Ok(Resp::html(404, layout("not found", user.as_ref(), "<p>Nothing here.</p>")))
+    Ok(Resp::html(
+        404,
+        layout("not found", user.as_ref(), "<p>Nothing here.</p>"),
+    ))
 }
 
 fn login(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
@@ -110,19 +128,32 @@ fn login(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
         return Ok(Resp::html(200, layout("sign in", None, form)));
     }
     let f = req.form();
-    let get = |k: &str| f.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        f.iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (user, pw) = (get("user"), get("password"));
     if let Some((hash, role)) = eng.db.user(&user)? {
         if verify_password(&pw, &hash) {
             let sid = random_token(32);
-            eng.db.put_session(&hash_secret(&sid), &user, &role, now() + 7.0 * 86400.0)?;
+            eng.db
+                .put_session(&hash_secret(&sid), &user, &role, now() + 7.0 * 86400.0)?;
             return Ok(Resp::redirect("/").with(
                 "Set-Cookie",
                 &format!("strata_session={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age=604800"),
             ));
         }
     }
-    Ok(Resp::html(401, layout("sign in", None, &format!("<p>Wrong user or password.</p>{form}"))))
+    Ok(Resp::html(
+        401,
+        layout(
+            "sign in",
+            None,
+            &format!("<p>Wrong user or password.</p>{form}"),
+        ),
+    ))
 }
 
 fn fmt_time(t: Option<f64>) -> String {
@@ -133,7 +164,12 @@ fn fmt_time(t: Option<f64>) -> String {
 
 fn bytes(n: i64) -> String {
     let n = n as f64;
-    for (u, d) in [("TiB", 1099511627776.0), ("GiB", 1073741824.0), ("MiB", 1048576.0), ("KiB", 1024.0)] {
+    for (u, d) in [
+        ("TiB", 1099511627776.0),
+        ("GiB", 1073741824.0),
+        ("MiB", 1048576.0),
+        ("KiB", 1024.0),
+    ] {
         if n >= d {
             return format!("{:.1} {u}", n / d);
         }
@@ -147,7 +183,16 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
     let mut hosts: Vec<String> = checks.iter().map(|c| c.host.clone()).collect();
     hosts.sort();
     hosts.dedup();
-    let mut jobs: Vec<String> = checks.iter().map(|c| if c.job.is_empty() { c.name.clone() } else { c.job.clone() }).collect();
+    let mut jobs: Vec<String> = checks
+        .iter()
+        .map(|c| {
+            if c.job.is_empty() {
+                c.name.clone()
+            } else {
+                c.job.clone()
+            }
+        })
+        .collect();
     jobs.sort();
     jobs.dedup();
     let mut h = String::from("<table><tr><th>host</th>");
@@ -156,14 +201,22 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
     }
     h.push_str("</tr>");
     for host in &hosts {
-        h.push_str(&format!("<tr><th>{}</th>", esc(if host.is_empty() { "(no host)" } else { host })));
+        h.push_str(&format!(
+            "<tr><th>{}</th>",
+            esc(if host.is_empty() { "(no host)" } else { host })
+        ));
         for j in &jobs {
-            let c = checks.iter().find(|c| &c.host == host && (&c.job == j || (c.job.is_empty() && &c.name == j)));
+            let c = checks
+                .iter()
+                .find(|c| &c.host == host && (&c.job == j || (c.job.is_empty() && &c.name == j)));
             match c {
                 None => h.push_str("<td></td>"),
                 Some(c) => {
                     let st = state(c, t);
-                    let last = c.last_success.map(|s| format!("{} ago", age(t - s))).unwrap_or_else(|| "never".into());
+                    let last = c
+                        .last_success
+                        .map(|s| format!("{} ago", age(t - s)))
+                        .unwrap_or_else(|| "never".into());
                     let due = c.last_ping.map(|l| next_due(c, l));
                     let next = match due {
                         Some(d) if d > t => format!("in {}", age(d - t)),
@@ -196,14 +249,32 @@ pub fn svg_chart(title: &str, pts: &[(f64, f64)], fmt: &dyn Fn(f64) -> String) -
         return format!("<p>{}: no data yet.</p>", esc(title));
     }
     let (w, h, pad) = (600.0, 160.0, 30.0);
-    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
     let ymax = pts.iter().fold(0.0f64, |a, p| a.max(p.1)).max(1e-9);
-    let sx = |x: f64| pad + if x1 > x0 { (x - x0) / (x1 - x0) * (w - 2.0 * pad) } else { (w - 2.0 * pad) / 2.0 };
+    let sx = |x: f64| {
+        pad + if x1 > x0 {
+            (x - x0) / (x1 - x0) * (w - 2.0 * pad)
+        } else {
+            (w - 2.0 * pad) / 2.0
+        }
+    };
     let sy = |y: f64| h - pad - y / ymax * (h - 2.0 * pad);
-    let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
+    let path: Vec<String> = pts
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
+        .collect();
     let dots: String = pts
         .iter()
-        .map(|p| format!("<circle cx='{:.1}' cy='{:.1}' r='3' fill='#1a4fa0'><title>{}</title></circle>", sx(p.0), sy(p.1), esc(&fmt(p.1))))
+        .map(|p| {
+            format!(
+                "<circle cx='{:.1}' cy='{:.1}' r='3' fill='#1a4fa0'><title>{}</title></circle>",
+                sx(p.0),
+                sy(p.1),
+                esc(&fmt(p.1))
+            )
+        })
         .collect();
     format!(
         "<figure><figcaption>{t} (max {m})</figcaption><svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' aria-label='{t}'>\
@@ -214,7 +285,12 @@ pub fn svg_chart(title: &str, pts: &[(f64, f64)], fmt: &dyn Fn(f64) -> String) -
     )
 }
 
-fn job_page(eng: &Engine, c: &Check, user: Option<&(String, String)>, admin: bool) -> crate::Result<String> {
+fn job_page(
+    eng: &Engine,
+    c: &Check,
+    user: Option<&(String, String)>,
+    admin: bool,
+) -> crate::Result<String> {
     let t = now();
     let st = state(c, t);
     let pings = eng.db.pings(c.id, 50)?;
@@ -237,12 +313,24 @@ fn job_page(eng: &Engine, c: &Check, user: Option<&(String, String)>, admin: boo
     ));
     if admin {
         let act = if c.paused { "resume" } else { "pause" };
-        h.push_str(&format!("<form method=post action=/job/{}/{act}><button>{act}</button></form>", c.uuid));
+        h.push_str(&format!(
+            "<form method=post action=/job/{}/{act}><button>{act}</button></form>",
+            c.uuid
+        ));
     }
-    let mut runs: Vec<&Ping> = pings.iter().filter(|p| p.duration.is_some() || p.size.is_some()).collect();
+    let mut runs: Vec<&Ping> = pings
+        .iter()
+        .filter(|p| p.duration.is_some() || p.size.is_some())
+        .collect();
     runs.reverse();
-    let dur: Vec<(f64, f64)> = runs.iter().filter_map(|p| Some((p.ts, p.duration?))).collect();
-    let size: Vec<(f64, f64)> = runs.iter().filter_map(|p| Some((p.ts, p.size? as f64))).collect();
+    let dur: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|p| Some((p.ts, p.duration?)))
+        .collect();
+    let size: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|p| Some((p.ts, p.size? as f64)))
+        .collect();
     h.push_str(&svg_chart("duration", &dur, &|v| age(v)));
     h.push_str(&svg_chart("size", &size, &|v| bytes(v as i64)));
     h.push_str("<h2>Runs and pings</h2><table><tr><th>#</th><th>time</th><th>event</th><th>duration</th><th>steps</th><th>log</th></tr>");
@@ -255,7 +343,13 @@ fn job_page(eng: &Engine, c: &Check, user: Option<&(String, String)>, admin: boo
                     strata_format::report::RunStatus::Partial => "partial",
                     strata_format::report::RunStatus::Fail => "down",
                 };
-                steps.push_str(&format!("{} {} ({}) {}<br>", badge(sst), esc(&s.name), age(s.duration), esc(&s.message)));
+                steps.push_str(&format!(
+                    "{} {} ({}) {}<br>",
+                    badge(sst),
+                    esc(&s.name),
+                    age(s.duration),
+                    esc(&s.message)
+                ));
             }
             if let Some(sn) = &r.snapshot_id {
                 steps.push_str(&format!("snapshot {}", esc(sn)));
@@ -279,7 +373,13 @@ fn job_page(eng: &Engine, c: &Check, user: Option<&(String, String)>, admin: boo
     }
     h.push_str("</table><h2>Notifications</h2><ul>");
     for (ts, ch, ev, ok) in eng.db.notifications(c.id)? {
-        h.push_str(&format!("<li>{} {} → {} {}</li>", fmt_time(Some(ts)), esc(&ev), esc(&ch), if ok { "sent" } else { "FAILED" }));
+        h.push_str(&format!(
+            "<li>{} {} → {} {}</li>",
+            fmt_time(Some(ts)),
+            esc(&ev),
+            esc(&ch),
+            if ok { "sent" } else { "FAILED" }
+        ));
     }
     h.push_str("</ul>");
     Ok(layout(&c.name, user, &h))
@@ -320,10 +420,17 @@ pub fn metrics(eng: &Engine) -> crate::Result<Resp> {
     s.push_str("# HELP strata_check_last_success_age_seconds Seconds since the last successful run.\n# TYPE strata_check_last_success_age_seconds gauge\n");
     for c in &checks {
         if let Some(ls) = c.last_success {
-            s.push_str(&format!("strata_check_last_success_age_seconds{{{}}} {:.0}\n", lbl(c), t - ls));
+            s.push_str(&format!(
+                "strata_check_last_success_age_seconds{{{}}} {:.0}\n",
+                lbl(c),
+                t - ls
+            ));
         }
     }
-    s.push_str(&format!("# TYPE strata_monitor_db_up gauge\nstrata_monitor_db_up {}\n", eng.db.healthy() as i32));
+    s.push_str(&format!(
+        "# TYPE strata_monitor_db_up gauge\nstrata_monitor_db_up {}\n",
+        eng.db.healthy() as i32
+    ));
     Ok(Resp::new(200, "text/plain; version=0.0.4", s))
 }
 
@@ -363,21 +470,41 @@ fn check_json(c: &Check, set: &Settings) -> serde_json::Value {
 fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let n = |k: &str| v.get(k).and_then(|x| x.as_f64());
-    if let Some(x) = s("name") { c.name = x; }
-    if let Some(x) = s("slug") { c.slug = x; }
-    if let Some(x) = s("tags") { c.tags = x; }
-    if let Some(x) = s("desc") { c.descr = x; }
-    if let Some(x) = s("host") { c.host = x; }
-    if let Some(x) = s("job") { c.job = x; }
-    if let Some(x) = s("methods") { c.methods = x; }
-    if let Some(x) = v.get("manual_resume").and_then(|x| x.as_bool()) { c.manual_resume = x; }
+    if let Some(x) = s("name") {
+        c.name = x;
+    }
+    if let Some(x) = s("slug") {
+        c.slug = x;
+    }
+    if let Some(x) = s("tags") {
+        c.tags = x;
+    }
+    if let Some(x) = s("desc") {
+        c.descr = x;
+    }
+    if let Some(x) = s("host") {
+        c.host = x;
+    }
+    if let Some(x) = s("job") {
+        c.job = x;
+    }
+    if let Some(x) = s("methods") {
+        c.methods = x;
+    }
+    if let Some(x) = v.get("manual_resume").and_then(|x| x.as_bool()) {
+        c.manual_resume = x;
+    }
     if let Some(x) = n("timeout") {
-        if !(60.0..=31_536_000.0).contains(&x) { return Err("timeout must be 60..31536000".into()); }
+        if !(60.0..=31_536_000.0).contains(&x) {
+            return Err("timeout must be 60..31536000".into());
+        }
         c.timeout = x;
         c.schedule.clear();
     }
     if let Some(x) = n("grace") {
-        if !(60.0..=31_536_000.0).contains(&x) { return Err("grace must be 60..31536000".into()); }
+        if !(60.0..=31_536_000.0).contains(&x) {
+            return Err("grace must be 60..31536000".into());
+        }
         c.grace = x;
     }
     if let Some(x) = s("schedule") {
@@ -385,27 +512,46 @@ fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
         c.schedule = x;
     }
     if let Some(x) = s("tz") {
-        if !crate::schedule::valid_tz(&x) { return Err("tz: use \"UTC\" or \"local\"".into()); }
+        if !crate::schedule::valid_tz(&x) {
+            return Err("tz: use \"UTC\" or \"local\"".into());
+        }
         c.tz = x;
     }
-    if let Some(x) = s("max_duration").and_then(|x| parse_duration(&x)).or_else(|| n("max_duration")) { c.max_duration = Some(x); }
-    if let Some(x) = s("min_duration").and_then(|x| parse_duration(&x)).or_else(|| n("min_duration")) { c.min_duration = Some(x); }
+    if let Some(x) = s("max_duration")
+        .and_then(|x| parse_duration(&x))
+        .or_else(|| n("max_duration"))
+    {
+        c.max_duration = Some(x);
+    }
+    if let Some(x) = s("min_duration")
+        .and_then(|x| parse_duration(&x))
+        .or_else(|| n("min_duration"))
+    {
+        c.min_duration = Some(x);
+    }
     Ok(())
 }
 
 /// healthchecks' management API v3 subset (X-Api-Key; read keys may only GET).
 pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result<Resp> {
     let Some(role) = api_role(eng, req)? else {
-        return Ok(Resp::json(401, serde_json::json!({"error": "missing api key"})));
+        return Ok(Resp::json(
+            401,
+            serde_json::json!({"error": "missing api key"}),
+        ));
     };
     if req.method != "GET" && role != "admin" {
-        return Ok(Resp::json(401, serde_json::json!({"error": "wrong api key"})));
+        return Ok(Resp::json(
+            401,
+            serde_json::json!({"error": "wrong api key"}),
+        ));
     }
     let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     if parts[0] != "checks" {
         return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
     }
-    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or(serde_json::json!({}));
+    let body: serde_json::Value =
+        serde_json::from_slice(&req.body).unwrap_or(serde_json::json!({}));
     match (req.method.as_str(), parts.len()) {
         ("GET", 1) => {
             let v: Vec<serde_json::Value> = eng
@@ -413,7 +559,10 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                 .checks()?
                 .iter()
                 .filter(|c| req.q("slug").is_none_or(|s| c.slug == s))
-                .filter(|c| req.q("tag").is_none_or(|t| c.tags.split_whitespace().any(|x| x == t)))
+                .filter(|c| {
+                    req.q("tag")
+                        .is_none_or(|t| c.tags.split_whitespace().any(|x| x == t))
+                })
                 .map(|c| check_json(c, set))
                 .collect();
             Ok(Resp::json(200, serde_json::json!({ "checks": v })))
@@ -422,7 +571,11 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             let unique: Vec<String> = body
                 .get("unique")
                 .and_then(|u| u.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut probe = Check::default();
             if let Err(e) = apply(&mut probe, &body) {
@@ -500,7 +653,10 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                         .collect();
                     Ok(Resp::json(200, serde_json::json!({ "pings": v })))
                 }
-                _ => Ok(Resp::json(405, serde_json::json!({"error": "method not allowed"}))),
+                _ => Ok(Resp::json(
+                    405,
+                    serde_json::json!({"error": "method not allowed"}),
+                )),
             }
         }
         _ => Ok(Resp::json(404, serde_json::json!({"error": "not found"}))),

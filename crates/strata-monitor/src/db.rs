@@ -198,12 +198,15 @@ impl Db {
         }
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|x| Error::Io(format!("{}: {x}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|x| Error::Io(format!("{}: {x}", dir.display())))?;
             }
         }
         let conn = Connection::open(path).map_err(|x| Error::Db(format!("{path}: {x}")))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
-            .map_err(e)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(e)?;
         conn.execute_batch(SCHEMA).map_err(e)?;
         Ok(Db {
             conn: Mutex::new(conn),
@@ -216,7 +219,8 @@ impl Db {
     }
 
     pub fn healthy(&self) -> bool {
-        self.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).is_ok()
+        self.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .is_ok()
     }
 
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
@@ -238,7 +242,9 @@ impl Db {
 
     pub fn checks(&self) -> Result<Vec<Check>> {
         self.with(|c| {
-            let mut st = c.prepare(&format!("SELECT {COLS} FROM checks ORDER BY host, job, name, id"))?;
+            let mut st = c.prepare(&format!(
+                "SELECT {COLS} FROM checks ORDER BY host, job, name, id"
+            ))?;
             let v = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>();
             v
         })
@@ -247,15 +253,21 @@ impl Db {
     pub fn check_by(&self, col: &str, val: &str) -> Result<Option<Check>> {
         debug_assert!(["uuid", "push_token"].contains(&col));
         self.with(|c| {
-            c.query_row(&format!("SELECT {COLS} FROM checks WHERE {col} = ?1"), [val], row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {COLS} FROM checks WHERE {col} = ?1"),
+                [val],
+                row,
+            )
+            .optional()
         })
     }
 
     pub fn checks_by_slug(&self, slug: &str) -> Result<Vec<Check>> {
         self.with(|c| {
             let mut st = c.prepare(&format!("SELECT {COLS} FROM checks WHERE slug = ?1"))?;
-            let v = st.query_map([slug], row)?.collect::<rusqlite::Result<Vec<_>>>();
+            let v = st
+                .query_map([slug], row)?
+                .collect::<rusqlite::Result<Vec<_>>>();
             v
         })
     }
@@ -263,7 +275,9 @@ impl Db {
     pub fn check_by_host_job(&self, host: &str, job: &str) -> Result<Option<Check>> {
         self.with(|c| {
             c.query_row(
-                &format!("SELECT {COLS} FROM checks WHERE host = ?1 AND job = ?2 ORDER BY id LIMIT 1"),
+                &format!(
+                    "SELECT {COLS} FROM checks WHERE host = ?1 AND job = ?2 ORDER BY id LIMIT 1"
+                ),
                 [host, job],
                 row,
             )
@@ -273,8 +287,12 @@ impl Db {
 
     pub fn check(&self, id: i64) -> Result<Option<Check>> {
         self.with(|c| {
-            c.query_row(&format!("SELECT {COLS} FROM checks WHERE id = ?1"), [id], row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {COLS} FROM checks WHERE id = ?1"),
+                [id],
+                row,
+            )
+            .optional()
         })
     }
 
@@ -316,7 +334,8 @@ impl Db {
         self.with(|c| {
             c.execute("DELETE FROM pings WHERE check_id = ?1", [id])?;
             c.execute("DELETE FROM notifications WHERE check_id = ?1", [id])?;
-            c.execute("DELETE FROM checks WHERE id = ?1", [id]).map(|_| ())
+            c.execute("DELETE FROM checks WHERE id = ?1", [id])
+                .map(|_| ())
         })
     }
 
@@ -339,7 +358,13 @@ impl Db {
         tx.commit().map_err(e)
     }
 
-    pub fn set_alert(&self, id: i64, state: &str, since: Option<f64>, notified: Option<f64>) -> Result<()> {
+    pub fn set_alert(
+        &self,
+        id: i64,
+        state: &str,
+        since: Option<f64>,
+        notified: Option<f64>,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE checks SET alert_state = ?1, alert_since = ?2, last_notified = ?3 WHERE id = ?4",
@@ -388,7 +413,15 @@ impl Db {
         })
     }
 
-    pub fn log_notification(&self, id: i64, ts: f64, channel: &str, event: &str, ok: bool, error: &str) -> Result<()> {
+    pub fn log_notification(
+        &self,
+        id: i64,
+        ts: f64,
+        channel: &str,
+        event: &str,
+        ok: bool,
+        error: &str,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO notifications (check_id, ts, channel, event, ok, error) VALUES (?1,?2,?3,?4,?5,?6)",
@@ -422,8 +455,12 @@ impl Db {
 
     pub fn user(&self, name: &str) -> Result<Option<(String, String)>> {
         self.with(|c| {
-            c.query_row("SELECT hash, role FROM users WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            c.query_row(
+                "SELECT hash, role FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
         })
     }
 
@@ -438,7 +475,12 @@ impl Db {
     }
 
     pub fn api_key_role(&self, hash: &str) -> Result<Option<String>> {
-        self.with(|c| c.query_row("SELECT role FROM api_keys WHERE hash = ?1", [hash], |r| r.get(0)).optional())
+        self.with(|c| {
+            c.query_row("SELECT role FROM api_keys WHERE hash = ?1", [hash], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
     }
 
     pub fn put_session(&self, hash: &str, user: &str, role: &str, expires: f64) -> Result<()> {

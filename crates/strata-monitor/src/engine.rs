@@ -216,7 +216,10 @@ impl Engine {
             let mut c2 = c.clone();
             c2.alert_since = Some(t);
             self.notify(&c2, Event::Down(reason(c, t)), t);
-        } else if down && c.repeat_every > 0.0 && c.last_notified.is_some_and(|n| t - n >= c.repeat_every) {
+        } else if down
+            && c.repeat_every > 0.0
+            && c.last_notified.is_some_and(|n| t - n >= c.repeat_every)
+        {
             self.db.set_alert(c.id, "down", c.alert_since, Some(t))?;
             self.notify(c, Event::StillDown(reason(c, t)), t);
         } else if !down && c.alert_state == "down" && matches!(st, "up" | "partial" | "running") {

@@ -23,7 +23,11 @@ pub struct Req {
 impl Req {
     /// The last value of a query parameter (a repeated one takes the last).
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query.iter().rev().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .rev()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
     }
     pub fn header(&self, k: &str) -> Option<&str> {
         self.headers
@@ -86,7 +90,8 @@ fn pct_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -130,7 +135,11 @@ pub fn js_parse_float(s: &str) -> f64 {
         i += 1;
     }
     if t[i..].starts_with("Infinity") {
-        return if t.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY };
+        return if t.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
     }
     let ds = i;
     while i < b.len() && b[i].is_ascii_digit() {
@@ -159,7 +168,9 @@ pub fn js_parse_float(s: &str) -> f64 {
             i = j;
         }
     }
-    t[..i].parse().unwrap_or_else(|_| t[..mant].parse().unwrap_or(f64::NAN))
+    t[..i]
+        .parse()
+        .unwrap_or_else(|_| t[..mant].parse().unwrap_or(f64::NAN))
 }
 
 fn read_req(r: &mut Request, limit: usize) -> Req {
@@ -177,13 +188,17 @@ fn read_req(r: &mut Request, limit: usize) -> Req {
             .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
             .collect(),
         body,
-        remote: r.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote: r
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
     }
 }
 
 pub fn handle(eng: &Arc<Engine>, set: &Settings, mut r: Request) {
     let req = read_req(&mut r, set.body_limit.max(1 << 20));
-    let resp = route(eng, set, &req).unwrap_or_else(|e| Resp::text(500, &format!("internal error: {e}")));
+    let resp =
+        route(eng, set, &req).unwrap_or_else(|e| Resp::text(500, &format!("internal error: {e}")));
     let head = *r.method() == Method::Head;
     let mut out = Response::from_data(if head { Vec::new() } else { resp.body })
         .with_status_code(resp.code)
@@ -234,7 +249,11 @@ fn route(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
 fn kuma(eng: &Arc<Engine>, req: &Req, token: &str) -> crate::Result<Resp> {
     // Uptime Kuma's exact bodies (key order included).
     let fail = |msg: &str| {
-        Resp::new(404, "application/json", format!("{{\"ok\":false,\"msg\":{}}}", serde_json::Value::from(msg)))
+        Resp::new(
+            404,
+            "application/json",
+            format!("{{\"ok\":false,\"msg\":{}}}", serde_json::Value::from(msg)),
+        )
     };
     let not_found = || fail("Monitor not found or not active.");
     let Some(c) = eng.db.check_by("push_token", &hash_secret(token))? else {
@@ -244,14 +263,27 @@ fn kuma(eng: &Arc<Engine>, req: &Req, token: &str) -> crate::Result<Resp> {
         return Ok(not_found());
     }
     let status = req.q("status").filter(|s| !s.is_empty()).unwrap_or("up");
-    let msg = req.q("msg").filter(|s| !s.is_empty()).unwrap_or("OK").to_string();
-    let ping = req.q("ping").map(js_parse_float).filter(|x| !x.is_nan() && *x != 0.0);
+    let msg = req
+        .q("msg")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("OK")
+        .to_string();
+    let ping = req
+        .q("ping")
+        .map(js_parse_float)
+        .filter(|x| !x.is_nan() && *x != 0.0);
     if let Some(v) = ping {
         if !(0.0..=1e11).contains(&v) {
-            return Ok(fail("Invalid ping value, it should be between 0 and 100000000000"));
+            return Ok(fail(
+                "Invalid ping value, it should be between 0 and 100000000000",
+            ));
         }
     }
-    let kind = if status == "up" { Kind::Success } else { Kind::Fail };
+    let kind = if status == "up" {
+        Kind::Success
+    } else {
+        Kind::Fail
+    };
     eng.ping(
         c,
         Incoming {
@@ -291,7 +323,10 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
         if slug.chars().any(|c| c.is_ascii_uppercase()) {
             return Ok(hc_text(400, "invalid url format"));
         }
-        if !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        if !slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
             return Ok(hc_text(404, "not found"));
         }
         let suffix = parts.get(2).copied().unwrap_or("");
@@ -332,7 +367,9 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
             }
             (if v == 0 { Kind::Success } else { Kind::Fail }, Some(v))
         }
-        n if n.bytes().all(|b| b.is_ascii_digit()) => return Ok(hc_text(400, "invalid url format")),
+        n if n.bytes().all(|b| b.is_ascii_digit()) => {
+            return Ok(hc_text(400, "invalid url format"))
+        }
         _ => return Ok(hc_text(404, "not found")),
     };
     let rid = req.q("rid").unwrap_or("").to_string();
@@ -356,7 +393,11 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
             duration: None,
         },
     )?;
-    let (code, text) = if created { (201, "Created") } else { (200, "OK") };
+    let (code, text) = if created {
+        (201, "Created")
+    } else {
+        (200, "OK")
+    };
     Ok(hc_text(code, text).with("Ping-Body-Limit", &set.body_limit.to_string()))
 }
 
@@ -365,7 +406,11 @@ pub fn api_role(eng: &Engine, req: &Req) -> crate::Result<Option<String>> {
     let key = req.header("X-Api-Key").map(str::to_string).or_else(|| {
         serde_json::from_slice::<serde_json::Value>(&req.body)
             .ok()
-            .and_then(|v| v.get("api_key").and_then(|k| k.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("api_key")
+                    .and_then(|k| k.as_str())
+                    .map(str::to_string)
+            })
     });
     match key {
         Some(k) if !k.is_empty() => eng.db.api_key_role(&hash_secret(&k)),
@@ -376,14 +421,25 @@ pub fn api_role(eng: &Engine, req: &Req) -> crate::Result<Option<String>> {
 /// Native job report: POST /api/report with an admin API key and a JobReport.
 fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
     if req.method != "POST" {
-        return Ok(Resp::json(405, serde_json::json!({"error": "POST a JSON job report"})));
+        return Ok(Resp::json(
+            405,
+            serde_json::json!({"error": "POST a JSON job report"}),
+        ));
     }
     if api_role(eng, req)?.as_deref() != Some("admin") {
-        return Ok(Resp::json(401, serde_json::json!({"error": "missing or invalid X-Api-Key (an admin key)"})));
+        return Ok(Resp::json(
+            401,
+            serde_json::json!({"error": "missing or invalid X-Api-Key (an admin key)"}),
+        ));
     }
     let r: strata_format::report::JobReport = match serde_json::from_slice(&req.body) {
         Ok(r) => r,
-        Err(e) => return Ok(Resp::json(400, serde_json::json!({"error": format!("invalid job report: {e}")}))),
+        Err(e) => {
+            return Ok(Resp::json(
+                400,
+                serde_json::json!({"error": format!("invalid job report: {e}")}),
+            ))
+        }
     };
     let c = match eng.db.check_by_host_job(&r.host, &r.job)? {
         Some(c) => c,
@@ -422,7 +478,10 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             report: Some(r),
         },
     )?;
-    Ok(Resp::json(200, serde_json::json!({"ok": true, "check": uuid, "status": kind.as_str()})))
+    Ok(Resp::json(
+        200,
+        serde_json::json!({"ok": true, "check": uuid, "status": kind.as_str()}),
+    ))
 }
 
 #[cfg(test)]

@@ -62,7 +62,11 @@ pub fn parse_duration(s: &str) -> Option<f64> {
         's' => (&s[..s.len() - 1], 1.0),
         _ => (s, 1.0),
     };
-    num.trim().parse::<f64>().ok().filter(|x| *x >= 0.0).map(|x| x * mult)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| *x >= 0.0)
+        .map(|x| x * mult)
 }
 
 /// Hex BLAKE3 of a secret (tokens, API keys, session ids are stored hashed).
@@ -74,7 +78,9 @@ pub fn random_token(n: usize) -> String {
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut b = vec![0u8; n];
     getrandom::getrandom(&mut b).expect("OS randomness");
-    b.iter().map(|x| A[(*x as usize) % A.len()] as char).collect()
+    b.iter()
+        .map(|x| A[(*x as usize) % A.len()] as char)
+        .collect()
 }
 
 pub fn new_uuid() -> String {
@@ -83,7 +89,14 @@ pub fn new_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Server options (from the command line and the checks file).

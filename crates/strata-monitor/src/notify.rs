@@ -37,18 +37,31 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Kind {
-    Webhook { url: String },
-    Ntfy { url: String },
-    Slack { url: String },
-    Discord { url: String },
-    Gotify { url: String, token: String },
+    Webhook {
+        url: String,
+    },
+    Ntfy {
+        url: String,
+    },
+    Slack {
+        url: String,
+    },
+    Discord {
+        url: String,
+    },
+    Gotify {
+        url: String,
+        token: String,
+    },
     Email {
         /// host:port of an SMTP server (plain SMTP, e.g. a local relay).
         smtp: String,
         from: String,
         to: Vec<String>,
     },
-    Command { argv: Vec<String> },
+    Command {
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
@@ -102,7 +115,10 @@ pub fn payload(c: &Check, ev: &Event, t: f64, base: &str) -> Payload {
         Event::StillDown(r) => ("down", format!("{who} is still DOWN: {r}")),
         Event::Up => ("up", format!("{who} is UP again")),
         Event::Partial => ("partial", format!("{who}: PARTIAL failure in the last run")),
-        Event::TooShort(d) => ("warning", format!("{who}: the run took only {}", crate::age(*d))),
+        Event::TooShort(d) => (
+            "warning",
+            format!("{who}: the run took only {}", crate::age(*d)),
+        ),
         Event::TooLong(d) => ("warning", format!("{who}: the run took {}", crate::age(*d))),
         Event::SizeDrop { size, median } => (
             "warning",
@@ -110,7 +126,10 @@ pub fn payload(c: &Check, ev: &Event, t: f64, base: &str) -> Payload {
         ),
     };
     let url = format!("{}/job/{}", base.trim_end_matches('/'), c.uuid);
-    let since_txt = since.as_ref().map(|s| format!(" since {s}")).unwrap_or_default();
+    let since_txt = since
+        .as_ref()
+        .map(|s| format!(" since {s}"))
+        .unwrap_or_default();
     Payload {
         event: ev.name(),
         title: what.clone(),
@@ -162,7 +181,10 @@ impl Channel {
                 &p.message,
                 &[
                     ("Title", p.title.clone()),
-                    ("Priority", if p.state == "down" { "high" } else { "default" }.into()),
+                    (
+                        "Priority",
+                        if p.state == "down" { "high" } else { "default" }.into(),
+                    ),
                     ("Tags", p.state.clone()),
                     ("Click", p.url.clone()),
                 ],
@@ -218,7 +240,13 @@ impl Channel {
 
 /// A minimal SMTP client (EHLO, MAIL, RCPT, DATA) for a relay on the host
 /// or the local network.
-pub fn send_mail(server: &str, from: &str, to: &[String], subject: &str, body: &str) -> Result<(), String> {
+pub fn send_mail(
+    server: &str,
+    from: &str,
+    to: &[String],
+    subject: &str,
+    body: &str,
+) -> Result<(), String> {
     let s = TcpStream::connect(server).map_err(|e| format!("smtp {server}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
@@ -238,8 +266,13 @@ pub fn send_mail(server: &str, from: &str, to: &[String], subject: &str, body: &
             }
         }
     };
-    let cmd = |w: &mut TcpStream, r: &mut BufReader<TcpStream>, line: &str, code: &str| -> Result<(), String> {
-        w.write_all(format!("{line}\r\n").as_bytes()).map_err(|e| e.to_string())?;
+    let cmd = |w: &mut TcpStream,
+               r: &mut BufReader<TcpStream>,
+               line: &str,
+               code: &str|
+     -> Result<(), String> {
+        w.write_all(format!("{line}\r\n").as_bytes())
+            .map_err(|e| e.to_string())?;
         expect(r, code)
     };
     expect(&mut r, "220")?;

@@ -32,11 +32,15 @@ fn field(s: &str, lo: u32, hi: u32, what: &str) -> Result<(Vec<bool>, bool), Str
             (lo, hi)
         } else if let Some((a, b)) = range.split_once('-') {
             (
-                a.parse().map_err(|_| format!("{what}: {a:?} is not a number"))?,
-                b.parse().map_err(|_| format!("{what}: {b:?} is not a number"))?,
+                a.parse()
+                    .map_err(|_| format!("{what}: {a:?} is not a number"))?,
+                b.parse()
+                    .map_err(|_| format!("{what}: {b:?} is not a number"))?,
             )
         } else {
-            let a: u32 = range.parse().map_err(|_| format!("{what}: {range:?} is not a number"))?;
+            let a: u32 = range
+                .parse()
+                .map_err(|_| format!("{what}: {range:?} is not a number"))?;
             (a, if part.contains('/') { hi } else { a })
         };
         if a < lo || b > hi || a > b {
@@ -55,7 +59,9 @@ impl Cron {
     pub fn parse(s: &str) -> Result<Cron, String> {
         let f: Vec<&str> = s.split_whitespace().collect();
         if f.len() != 5 {
-            return Err(format!("cron {s:?}: expected 5 fields (minute hour day-of-month month day-of-week)"));
+            return Err(format!(
+                "cron {s:?}: expected 5 fields (minute hour day-of-month month day-of-week)"
+            ));
         }
         let (min, _) = field(f[0], 0, 59, "minute")?;
         let (hour, _) = field(f[1], 0, 23, "hour")?;
@@ -65,7 +71,15 @@ impl Cron {
         if dow[7] {
             dow[0] = true;
         }
-        Ok(Cron { min, hour, dom, mon, dow, dom_star, dow_star })
+        Ok(Cron {
+            min,
+            hour,
+            dom,
+            mon,
+            dow,
+            dom_star,
+            dow_star,
+        })
     }
 
     fn day_ok(&self, t: &NaiveDateTime) -> bool {
@@ -83,7 +97,10 @@ impl Cron {
     /// ("UTC" or "local"); None if none within ~4 years.
     pub fn next_after(&self, t: f64, tz: &str) -> Option<f64> {
         let local = tz.eq_ignore_ascii_case("local");
-        let start = chrono::DateTime::from_timestamp(t.floor() as i64 + 60 - (t.floor() as i64).rem_euclid(60), 0)?;
+        let start = chrono::DateTime::from_timestamp(
+            t.floor() as i64 + 60 - (t.floor() as i64).rem_euclid(60),
+            0,
+        )?;
         let mut n: NaiveDateTime = if local {
             start.with_timezone(&Local).naive_local()
         } else {
@@ -93,7 +110,11 @@ impl Cron {
         let limit = n + Duration::days(366 * 4);
         while n < limit {
             if !self.mon[n.month() as usize] {
-                let (y, m) = if n.month() == 12 { (n.year() + 1, 1) } else { (n.year(), n.month() + 1) };
+                let (y, m) = if n.month() == 12 {
+                    (n.year() + 1, 1)
+                } else {
+                    (n.year(), n.month() + 1)
+                };
                 n = chrono::NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)?;
                 continue;
             }
@@ -129,21 +150,39 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> f64 {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap().and_utc().timestamp() as f64
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_utc()
+            .timestamp() as f64
     }
 
     #[test]
     fn next_fire_times() {
         let c = Cron::parse("0 4 * * *").unwrap();
-        assert_eq!(c.next_after(at("2026-11-26 03:59"), "UTC"), Some(at("2026-11-26 04:00")));
-        assert_eq!(c.next_after(at("2026-11-26 04:00"), "UTC"), Some(at("2026-11-27 04:00")));
+        assert_eq!(
+            c.next_after(at("2026-11-26 03:59"), "UTC"),
+            Some(at("2026-11-26 04:00"))
+        );
+        assert_eq!(
+            c.next_after(at("2026-11-26 04:00"), "UTC"),
+            Some(at("2026-11-27 04:00"))
+        );
         let c = Cron::parse("*/15 * * * 1-5").unwrap();
         // 2026-11-28 is a Saturday: next is Monday 00:00.
-        assert_eq!(c.next_after(at("2026-11-27 23:50"), "UTC"), Some(at("2026-11-30 00:00")));
+        assert_eq!(
+            c.next_after(at("2026-11-27 23:50"), "UTC"),
+            Some(at("2026-11-30 00:00"))
+        );
         let c = Cron::parse("30 2 1 * 0").unwrap(); // 1st of month OR Sunday
-        assert_eq!(c.next_after(at("2026-11-26 00:00"), "UTC"), Some(at("2026-11-29 02:30")));
+        assert_eq!(
+            c.next_after(at("2026-11-26 00:00"), "UTC"),
+            Some(at("2026-11-29 02:30"))
+        );
         let c = Cron::parse("0 0 29 2 *").unwrap();
-        assert_eq!(c.next_after(at("2026-03-01 00:00"), "UTC"), Some(at("2028-02-29 00:00")));
+        assert_eq!(
+            c.next_after(at("2026-03-01 00:00"), "UTC"),
+            Some(at("2028-02-29 00:00"))
+        );
         assert!(Cron::parse("61 * * * *").is_err());
         assert!(Cron::parse("* * *").is_err());
     }

@@ -1,13 +1,166 @@
 //! Storage: SQLite (one file, WAL, synchronous=FULL so an answered ping is
-//! on disk). All state the alert loop needs is stored, so a restart loses
-//! nothing and an overdue check still alerts after it.
+//! on disk) or PostgreSQL (several monitor instances share one database and
+//! can watch each other). All state the alert loop needs is stored, so a
+//! restart loses nothing and an overdue check still alerts after it. SQL is
+//! written once with `?N` placeholders; booleans are stored as integers.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-
 use crate::error::{Error, Result};
+
+/// A SQL value (parameters and results).
+#[derive(Clone, Debug, PartialEq)]
+pub enum V {
+    I(i64),
+    F(f64),
+    T(String),
+    N,
+}
+
+impl From<i64> for V {
+    fn from(x: i64) -> V {
+        V::I(x)
+    }
+}
+impl From<f64> for V {
+    fn from(x: f64) -> V {
+        V::F(x)
+    }
+}
+impl From<bool> for V {
+    fn from(x: bool) -> V {
+        V::I(x as i64)
+    }
+}
+impl From<&str> for V {
+    fn from(x: &str) -> V {
+        V::T(x.to_string())
+    }
+}
+impl From<String> for V {
+    fn from(x: String) -> V {
+        V::T(x)
+    }
+}
+impl From<&String> for V {
+    fn from(x: &String) -> V {
+        V::T(x.clone())
+    }
+}
+impl<T: Into<V> + Clone> From<&Option<T>> for V {
+    fn from(x: &Option<T>) -> V {
+        x.clone().map(Into::into).unwrap_or(V::N)
+    }
+}
+
+impl V {
+    fn i(&self) -> i64 {
+        match self {
+            V::I(x) => *x,
+            V::F(x) => *x as i64,
+            _ => 0,
+        }
+    }
+    fn oi(&self) -> Option<i64> {
+        (*self != V::N).then(|| self.i())
+    }
+    fn f(&self) -> f64 {
+        match self {
+            V::F(x) => *x,
+            V::I(x) => *x as f64,
+            _ => 0.0,
+        }
+    }
+    fn of(&self) -> Option<f64> {
+        (*self != V::N).then(|| self.f())
+    }
+    fn t(&self) -> String {
+        match self {
+            V::T(s) => s.clone(),
+            V::I(x) => x.to_string(),
+            V::F(x) => x.to_string(),
+            V::N => String::new(),
+        }
+    }
+    fn ot(&self) -> Option<String> {
+        (*self != V::N).then(|| self.t())
+    }
+    fn b(&self) -> bool {
+        self.i() != 0
+    }
+}
+
+enum Conn {
+    Lite(rusqlite::Connection),
+    Pg(Box<postgres::Client>),
+}
+
+impl rusqlite::ToSql for V {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(ToSqlOutput::Owned(match self {
+            V::I(x) => Value::Integer(*x),
+            V::F(x) => Value::Real(*x),
+            V::T(s) => Value::Text(s.clone()),
+            V::N => Value::Null,
+        }))
+    }
+}
+
+/// A NULL PostgreSQL accepts for a parameter of any type.
+#[derive(Debug)]
+struct Null;
+
+impl postgres::types::ToSql for Null {
+    fn to_sql(
+        &self,
+        _: &postgres::types::Type,
+        _: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        Ok(postgres::types::IsNull::Yes)
+    }
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+    postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL parameters, typed per value.
+fn pg_params(ps: &[V]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+    ps.iter()
+        .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            match v {
+                V::I(x) => Box::new(*x),
+                V::F(x) => Box::new(*x),
+                V::T(s) => Box::new(s.clone()),
+                V::N => Box::new(Null),
+            }
+        })
+        .collect()
+}
+
+/// `?N` → `$N` for PostgreSQL; a NULL parameter gets no type, so columns
+/// decide (values are passed as their natural types).
+fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pg_schema(s: &str) -> String {
+    s.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        .replace(" REAL", " DOUBLE PRECISION")
+        .replace(" INTEGER", " BIGINT")
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checks (
@@ -74,7 +227,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 ";
 
@@ -124,43 +277,81 @@ min_duration, max_duration, size_drop_pct, size_window, repeat_every, methods, m
 last_ping, last_success, last_start, last_start_rid, last_duration, last_outcome, last_size, n_pings, alert_state, \
 alert_since, last_notified";
 
-fn row(r: &Row) -> rusqlite::Result<Check> {
-    Ok(Check {
-        id: r.get(0)?,
-        uuid: r.get(1)?,
-        push_token: r.get(2)?,
-        slug: r.get(3)?,
-        name: r.get(4)?,
-        host: r.get(5)?,
-        job: r.get(6)?,
-        tags: r.get(7)?,
-        descr: r.get(8)?,
-        timeout: r.get(9)?,
-        grace: r.get(10)?,
-        schedule: r.get(11)?,
-        tz: r.get(12)?,
-        min_duration: r.get(13)?,
-        max_duration: r.get(14)?,
-        size_drop_pct: r.get(15)?,
-        size_window: r.get(16)?,
-        repeat_every: r.get(17)?,
-        methods: r.get(18)?,
-        manual_resume: r.get(19)?,
-        paused: r.get(20)?,
-        managed: r.get(21)?,
-        created: r.get(22)?,
-        last_ping: r.get(23)?,
-        last_success: r.get(24)?,
-        last_start: r.get(25)?,
-        last_start_rid: r.get(26)?,
-        last_duration: r.get(27)?,
-        last_outcome: r.get(28)?,
-        last_size: r.get(29)?,
-        n_pings: r.get(30)?,
-        alert_state: r.get(31)?,
-        alert_since: r.get(32)?,
-        last_notified: r.get(33)?,
-    })
+fn row(r: &[V]) -> Check {
+    Check {
+        id: r[0].i(),
+        uuid: r[1].t(),
+        push_token: r[2].ot(),
+        slug: r[3].t(),
+        name: r[4].t(),
+        host: r[5].t(),
+        job: r[6].t(),
+        tags: r[7].t(),
+        descr: r[8].t(),
+        timeout: r[9].f(),
+        grace: r[10].f(),
+        schedule: r[11].t(),
+        tz: r[12].t(),
+        min_duration: r[13].of(),
+        max_duration: r[14].of(),
+        size_drop_pct: r[15].of(),
+        size_window: r[16].i(),
+        repeat_every: r[17].f(),
+        methods: r[18].t(),
+        manual_resume: r[19].b(),
+        paused: r[20].b(),
+        managed: r[21].b(),
+        created: r[22].f(),
+        last_ping: r[23].of(),
+        last_success: r[24].of(),
+        last_start: r[25].of(),
+        last_start_rid: r[26].ot(),
+        last_duration: r[27].of(),
+        last_outcome: r[28].t(),
+        last_size: r[29].oi(),
+        n_pings: r[30].i(),
+        alert_state: r[31].t(),
+        alert_since: r[32].of(),
+        last_notified: r[33].of(),
+    }
+}
+
+fn check_values(k: &Check) -> Vec<V> {
+    vec![
+        (&k.uuid).into(),
+        (&k.push_token).into(),
+        (&k.slug).into(),
+        (&k.name).into(),
+        (&k.host).into(),
+        (&k.job).into(),
+        (&k.tags).into(),
+        (&k.descr).into(),
+        k.timeout.into(),
+        k.grace.into(),
+        (&k.schedule).into(),
+        (&k.tz).into(),
+        (&k.min_duration).into(),
+        (&k.max_duration).into(),
+        (&k.size_drop_pct).into(),
+        k.size_window.into(),
+        k.repeat_every.into(),
+        (&k.methods).into(),
+        k.manual_resume.into(),
+        k.paused.into(),
+        k.managed.into(),
+        k.created.into(),
+        (&k.last_ping).into(),
+        (&k.last_success).into(),
+        (&k.last_start).into(),
+        (&k.last_start_rid).into(),
+        (&k.last_duration).into(),
+        (&k.last_outcome).into(),
+        (&k.last_size).into(),
+        k.n_pings.into(),
+        (&k.alert_state).into(),
+        (&k.alert_since).into(),
+        (&k.last_notified).into(),
+    ]
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -180,182 +371,288 @@ pub struct Ping {
 }
 
 pub struct Db {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
 }
 
-fn e(x: rusqlite::Error) -> Error {
+fn lite(x: rusqlite::Error) -> Error {
+    Error::Db(x.to_string())
+}
+
+fn pg(x: postgres::Error) -> Error {
     Error::Db(x.to_string())
 }
 
 impl Db {
-    /// Open `sqlite://PATH` (or a plain path).
+    /// Open `sqlite://PATH` (or a plain path) or `postgres://…`.
     pub fn open(url: &str) -> Result<Db> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(Error::Config(
-                "PostgreSQL storage is not built yet; use --database sqlite://PATH".into(),
-            ));
+            let mut c = postgres::Client::connect(url, postgres::NoTls)
+                .map_err(|x| Error::Db(format!("{}: {x}", redact(url))))?;
+            c.batch_execute(&pg_schema(SCHEMA)).map_err(pg)?;
+            return Ok(Db {
+                conn: Mutex::new(Conn::Pg(Box::new(c))),
+            });
         }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
                     .map_err(|x| Error::Io(format!("{}: {x}", dir.display())))?;
             }
         }
-        let conn = Connection::open(path).map_err(|x| Error::Db(format!("{path}: {x}")))?;
+        let conn =
+            rusqlite::Connection::open(path).map_err(|x| Error::Db(format!("{path}: {x}")))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )
-        .map_err(e)?;
-        conn.execute_batch(SCHEMA).map_err(e)?;
+        .map_err(lite)?;
+        conn.execute_batch(SCHEMA).map_err(lite)?;
         Ok(Db {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Conn::Lite(conn)),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&c).map_err(e)
+    fn exec(&self, sql: &str, ps: &[V]) -> Result<u64> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *c {
+            Conn::Lite(c) => c
+                .execute(sql, rusqlite::params_from_iter(ps.iter()))
+                .map(|n| n as u64)
+                .map_err(lite),
+            Conn::Pg(c) => {
+                let p = pg_params(ps);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    p.iter().map(|b| b.as_ref()).collect();
+                c.execute(pg_sql(sql).as_str(), &refs).map_err(pg)
+            }
+        }
+    }
+
+    fn query(&self, sql: &str, ps: &[V]) -> Result<Vec<Vec<V>>> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *c {
+            Conn::Lite(c) => {
+                let mut st = c.prepare(sql).map_err(lite)?;
+                let n = st.column_count();
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(ps.iter()), |r| {
+                        (0..n)
+                            .map(|i| {
+                                use rusqlite::types::ValueRef;
+                                Ok(match r.get_ref(i)? {
+                                    ValueRef::Integer(x) => V::I(x),
+                                    ValueRef::Real(x) => V::F(x),
+                                    ValueRef::Text(t) => {
+                                        V::T(String::from_utf8_lossy(t).into_owned())
+                                    }
+                                    ValueRef::Blob(b) => {
+                                        V::T(String::from_utf8_lossy(b).into_owned())
+                                    }
+                                    ValueRef::Null => V::N,
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<V>>>()
+                    })
+                    .map_err(lite)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(lite)?;
+                Ok(rows)
+            }
+            Conn::Pg(c) => {
+                let p = pg_params(ps);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    p.iter().map(|b| b.as_ref()).collect();
+                let rows = c.query(pg_sql(sql).as_str(), &refs).map_err(pg)?;
+                use postgres::types::Type;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| match *r.columns()[i].type_() {
+                                Type::INT8 => r.get::<_, Option<i64>>(i).map(V::I).unwrap_or(V::N),
+                                Type::INT4 => r
+                                    .get::<_, Option<i32>>(i)
+                                    .map(|x| V::I(x as i64))
+                                    .unwrap_or(V::N),
+                                Type::FLOAT8 => {
+                                    r.get::<_, Option<f64>>(i).map(V::F).unwrap_or(V::N)
+                                }
+                                _ => r.get::<_, Option<String>>(i).map(V::T).unwrap_or(V::N),
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    fn one(&self, sql: &str, ps: &[V]) -> Result<Option<Vec<V>>> {
+        Ok(self.query(sql, ps)?.into_iter().next())
     }
 
     pub fn healthy(&self) -> bool {
-        self.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-            .is_ok()
+        self.query("SELECT 1", &[]).is_ok()
     }
 
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
-                .optional()
-        })
+        Ok(self
+            .one("SELECT v FROM meta WHERE k = ?1", &[k.into()])?
+            .map(|r| r[0].t()))
     }
 
     pub fn set_meta(&self, k: &str, v: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                [k, v],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            &[k.into(), v.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn checks(&self) -> Result<Vec<Check>> {
-        self.with(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLS} FROM checks ORDER BY host, job, name, id"
-            ))?;
-            let v = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>();
-            v
-        })
+        Ok(self
+            .query(
+                &format!("SELECT {COLS} FROM checks ORDER BY host, job, name, id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| row(r))
+            .collect())
     }
 
     pub fn check_by(&self, col: &str, val: &str) -> Result<Option<Check>> {
         debug_assert!(["uuid", "push_token"].contains(&col));
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 &format!("SELECT {COLS} FROM checks WHERE {col} = ?1"),
-                [val],
-                row,
-            )
-            .optional()
-        })
+                &[val.into()],
+            )?
+            .map(|r| row(&r)))
     }
 
     pub fn checks_by_slug(&self, slug: &str) -> Result<Vec<Check>> {
-        self.with(|c| {
-            let mut st = c.prepare(&format!("SELECT {COLS} FROM checks WHERE slug = ?1"))?;
-            let v = st
-                .query_map([slug], row)?
-                .collect::<rusqlite::Result<Vec<_>>>();
-            v
-        })
+        Ok(self
+            .query(
+                &format!("SELECT {COLS} FROM checks WHERE slug = ?1"),
+                &[slug.into()],
+            )?
+            .iter()
+            .map(|r| row(r))
+            .collect())
     }
 
     pub fn check_by_host_job(&self, host: &str, job: &str) -> Result<Option<Check>> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 &format!(
                     "SELECT {COLS} FROM checks WHERE host = ?1 AND job = ?2 ORDER BY id LIMIT 1"
                 ),
-                [host, job],
-                row,
-            )
-            .optional()
-        })
+                &[host.into(), job.into()],
+            )?
+            .map(|r| row(&r)))
     }
 
     pub fn check(&self, id: i64) -> Result<Option<Check>> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 &format!("SELECT {COLS} FROM checks WHERE id = ?1"),
-                [id],
-                row,
-            )
-            .optional()
-        })
+                &[id.into()],
+            )?
+            .map(|r| row(&r)))
     }
 
     /// Insert (id 0) or update every configurable and state field.
     pub fn save(&self, k: &Check) -> Result<i64> {
-        self.with(|c| {
-            let vals = params![
-                k.uuid, k.push_token, k.slug, k.name, k.host, k.job, k.tags, k.descr, k.timeout, k.grace,
-                k.schedule, k.tz, k.min_duration, k.max_duration, k.size_drop_pct, k.size_window,
-                k.repeat_every, k.methods, k.manual_resume, k.paused, k.managed, k.created, k.last_ping,
-                k.last_success, k.last_start, k.last_start_rid, k.last_duration, k.last_outcome,
-                k.last_size, k.n_pings, k.alert_state, k.alert_since, k.last_notified
-            ];
-            if k.id == 0 {
-                c.execute(
-                    &format!(
-                        "INSERT INTO checks ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32,?33)",
-                        &COLS[4..]
-                    ),
-                    vals,
-                )?;
-                Ok(c.last_insert_rowid())
-            } else {
-                let sets: Vec<String> = COLS[4..]
-                    .split(", ")
-                    .enumerate()
-                    .map(|(i, col)| format!("{} = ?{}", col.trim(), i + 1))
-                    .collect();
-                c.execute(
-                    &format!("UPDATE checks SET {} WHERE id = {}", sets.join(", "), k.id),
-                    vals,
-                )?;
-                Ok(k.id)
-            }
-        })
+        let vals = check_values(k);
+        let cols: Vec<&str> = COLS[4..].split(", ").map(str::trim).collect();
+        if k.id == 0 {
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let r = self.one(
+                &format!(
+                    "INSERT INTO checks ({}) VALUES ({}) RETURNING id",
+                    cols.join(", "),
+                    marks.join(", ")
+                ),
+                &vals,
+            )?;
+            Ok(r.map(|r| r[0].i()).unwrap_or(0))
+        } else {
+            let sets: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                .collect();
+            self.exec(
+                &format!("UPDATE checks SET {} WHERE id = {}", sets.join(", "), k.id),
+                &vals,
+            )?;
+            Ok(k.id)
+        }
     }
 
     pub fn delete_check(&self, id: i64) -> Result<()> {
-        self.with(|c| {
-            c.execute("DELETE FROM pings WHERE check_id = ?1", [id])?;
-            c.execute("DELETE FROM notifications WHERE check_id = ?1", [id])?;
-            c.execute("DELETE FROM checks WHERE id = ?1", [id])
-                .map(|_| ())
-        })
+        self.exec("DELETE FROM pings WHERE check_id = ?1", &[id.into()])?;
+        self.exec(
+            "DELETE FROM notifications WHERE check_id = ?1",
+            &[id.into()],
+        )?;
+        self.exec("DELETE FROM checks WHERE id = ?1", &[id.into()])
+            .map(|_| ())
     }
 
-    /// Record a ping and the check's new state in one transaction.
+    /// Record a ping and the check's new state together.
     pub fn record(&self, k: &Check, p: &Ping) -> Result<()> {
-        let mut conn = self.conn.lock().unwrap_or_else(|x| x.into_inner());
-        let tx = conn.transaction().map_err(e)?;
-        tx.execute(
-            "INSERT INTO pings (check_id, n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-            params![k.id, p.n, p.ts, p.kind, p.exit_status, p.body, p.rid, p.duration, p.method, p.ua, p.remote, p.size, p.report],
-        )
-        .map_err(e)?;
-        tx.execute(
-            "UPDATE checks SET last_ping=?1, last_success=?2, last_start=?3, last_start_rid=?4, last_duration=?5, \
-             last_outcome=?6, last_size=?7, n_pings=?8, paused=?9 WHERE id=?10",
-            params![k.last_ping, k.last_success, k.last_start, k.last_start_rid, k.last_duration, k.last_outcome, k.last_size, k.n_pings, k.paused, k.id],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)
+        let mut c = self.conn.lock().unwrap_or_else(|x| x.into_inner());
+        let ping_sql = "INSERT INTO pings (check_id, n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)";
+        let ping_vals: Vec<V> = vec![
+            k.id.into(),
+            p.n.into(),
+            p.ts.into(),
+            (&p.kind).into(),
+            (&p.exit_status).into(),
+            (&p.body).into(),
+            (&p.rid).into(),
+            (&p.duration).into(),
+            (&p.method).into(),
+            (&p.ua).into(),
+            (&p.remote).into(),
+            (&p.size).into(),
+            (&p.report).into(),
+        ];
+        let chk_sql = "UPDATE checks SET last_ping=?1, last_success=?2, last_start=?3, last_start_rid=?4, last_duration=?5, \
+             last_outcome=?6, last_size=?7, n_pings=?8, paused=?9 WHERE id=?10";
+        let chk_vals: Vec<V> = vec![
+            (&k.last_ping).into(),
+            (&k.last_success).into(),
+            (&k.last_start).into(),
+            (&k.last_start_rid).into(),
+            (&k.last_duration).into(),
+            (&k.last_outcome).into(),
+            (&k.last_size).into(),
+            k.n_pings.into(),
+            k.paused.into(),
+            k.id.into(),
+        ];
+        match &mut *c {
+            Conn::Lite(c) => {
+                let tx = c.transaction().map_err(lite)?;
+                tx.execute(ping_sql, rusqlite::params_from_iter(ping_vals.iter()))
+                    .map_err(lite)?;
+                tx.execute(chk_sql, rusqlite::params_from_iter(chk_vals.iter()))
+                    .map_err(lite)?;
+                tx.commit().map_err(lite)
+            }
+            Conn::Pg(c) => {
+                let mut tx = c.transaction().map_err(pg)?;
+                for (sql, vals) in [(ping_sql, &ping_vals), (chk_sql, &chk_vals)] {
+                    let p = pg_params(vals);
+                    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        p.iter().map(|b| b.as_ref()).collect();
+                    tx.execute(pg_sql(sql).as_str(), &refs).map_err(pg)?;
+                }
+                tx.commit().map_err(pg)
+            }
+        }
     }
 
     pub fn set_alert(
@@ -365,52 +662,48 @@ impl Db {
         since: Option<f64>,
         notified: Option<f64>,
     ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE checks SET alert_state = ?1, alert_since = ?2, last_notified = ?3 WHERE id = ?4",
-                params![state, since, notified, id],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE checks SET alert_state = ?1, alert_since = ?2, last_notified = ?3 WHERE id = ?4",
+            &[state.into(), (&since).into(), (&notified).into(), id.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn pings(&self, id: i64, limit: i64) -> Result<Vec<Ping>> {
-        self.with(|c| {
-            let mut st = c.prepare(
+        Ok(self
+            .query(
                 "SELECT n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report FROM pings \
                  WHERE check_id = ?1 ORDER BY n DESC LIMIT ?2",
-            )?;
-            let v = st
-                .query_map(params![id, limit], |r| {
-                    Ok(Ping {
-                        n: r.get(0)?,
-                        ts: r.get(1)?,
-                        kind: r.get(2)?,
-                        exit_status: r.get(3)?,
-                        body: r.get(4)?,
-                        rid: r.get(5)?,
-                        duration: r.get(6)?,
-                        method: r.get(7)?,
-                        ua: r.get(8)?,
-                        remote: r.get(9)?,
-                        size: r.get(10)?,
-                        report: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>();
-            v
-        })
+                &[id.into(), limit.into()],
+            )?
+            .iter()
+            .map(|r| Ping {
+                n: r[0].i(),
+                ts: r[1].f(),
+                kind: r[2].t(),
+                exit_status: r[3].oi(),
+                body: r[4].t(),
+                rid: r[5].t(),
+                duration: r[6].of(),
+                method: r[7].t(),
+                ua: r[8].t(),
+                remote: r[9].t(),
+                size: r[10].oi(),
+                report: r[11].t(),
+            })
+            .collect())
     }
 
-    /// Sizes of the last `n` completed runs that reported one, newest first.
+    /// Sizes of the last `n` runs that reported one, newest first.
     pub fn recent_sizes(&self, id: i64, n: i64) -> Result<Vec<i64>> {
-        self.with(|c| {
-            let mut st = c.prepare(
+        Ok(self
+            .query(
                 "SELECT size FROM pings WHERE check_id = ?1 AND size IS NOT NULL ORDER BY n DESC LIMIT ?2",
-            )?;
-            let v = st.query_map(params![id, n], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>();
-            v
-        })
+                &[id.into(), n.into()],
+            )?
+            .iter()
+            .map(|r| r[0].i())
+            .collect())
     }
 
     pub fn log_notification(
@@ -422,85 +715,83 @@ impl Db {
         ok: bool,
         error: &str,
     ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO notifications (check_id, ts, channel, event, ok, error) VALUES (?1,?2,?3,?4,?5,?6)",
-                params![id, ts, channel, event, ok, error],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO notifications (check_id, ts, channel, event, ok, error) VALUES (?1,?2,?3,?4,?5,?6)",
+            &[id.into(), ts.into(), channel.into(), event.into(), ok.into(), error.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn notifications(&self, id: i64) -> Result<Vec<(f64, String, String, bool)>> {
-        self.with(|c| {
-            let mut st = c.prepare(
+        Ok(self
+            .query(
                 "SELECT ts, channel, event, ok FROM notifications WHERE check_id = ?1 ORDER BY id",
-            )?;
-            let v = st
-                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>();
-            v
-        })
+                &[id.into()],
+            )?
+            .iter()
+            .map(|r| (r[0].f(), r[1].t(), r[2].t(), r[3].b()))
+            .collect())
     }
 
     pub fn put_user(&self, name: &str, hash: &str, role: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO users (name, hash, role) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash, role = excluded.role",
-                [name, hash, role],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO users (name, hash, role) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET hash = excluded.hash, role = excluded.role",
+            &[name.into(), hash.into(), role.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn user(&self, name: &str) -> Result<Option<(String, String)>> {
-        self.with(|c| {
-            c.query_row(
+        Ok(self
+            .one(
                 "SELECT hash, role FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
+                &[name.into()],
+            )?
+            .map(|r| (r[0].t(), r[1].t())))
     }
 
     pub fn put_api_key(&self, hash: &str, role: &str, label: &str) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO api_keys (hash, role, label) VALUES (?1, ?2, ?3) ON CONFLICT(hash) DO UPDATE SET role = excluded.role",
-                [hash, role, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO api_keys (hash, role, label) VALUES (?1, ?2, ?3) ON CONFLICT(hash) DO UPDATE SET role = excluded.role",
+            &[hash.into(), role.into(), label.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn api_key_role(&self, hash: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            c.query_row("SELECT role FROM api_keys WHERE hash = ?1", [hash], |r| {
-                r.get(0)
-            })
-            .optional()
-        })
+        Ok(self
+            .one("SELECT role FROM api_keys WHERE hash = ?1", &[hash.into()])?
+            .map(|r| r[0].t()))
     }
 
     pub fn put_session(&self, hash: &str, user: &str, role: &str, expires: f64) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO sessions (hash, user, role, expires) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, user, role, expires],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO sessions (hash, user_name, role, expires) VALUES (?1, ?2, ?3, ?4)",
+            &[hash.into(), user.into(), role.into(), expires.into()],
+        )
+        .map(|_| ())
     }
 
     pub fn session(&self, hash: &str, now: f64) -> Result<Option<(String, String)>> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT user, role FROM sessions WHERE hash = ?1 AND expires > ?2",
-                params![hash, now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
+        Ok(self
+            .one(
+                "SELECT user_name, role FROM sessions WHERE hash = ?1 AND expires > ?2",
+                &[hash.into(), now.into()],
+            )?
+            .map(|r| (r[0].t(), r[1].t())))
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(a), Some(b)) if b > a => {
+            let cred = &url[a + 3..b];
+            match cred.split_once(':') {
+                Some((u, _)) => format!("{}{u}:***{}", &url[..a + 3], &url[b..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }

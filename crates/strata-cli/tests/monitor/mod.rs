@@ -32,7 +32,7 @@ impl Server {
         Self::start_on(free_port(), checks, db)
     }
 
-    fn start_on(port: u16, checks: &Path, db: &str) -> Server {
+    pub fn start_on(port: u16, checks: &Path, db: &str) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args([
                 "monitor",
@@ -605,13 +605,138 @@ fn wait_for(what: &str, secs: u64, f: &dyn Fn() -> bool) {
     }
 }
 
+/// A throwaway PostgreSQL (Debian's server binaries) on a free loopback port.
+pub struct Postgres {
+    child: Child,
+    pub url: String,
+}
+
+impl Postgres {
+    pub fn start(env: &Env) -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("postgresql (scripts/test.sh installs it)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = env.path("pgdata");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success());
+        let o = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let port = free_port();
+        let child = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("postgres"))
+            .arg("-D")
+            .arg(&dir)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "postgres did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Postgres {
+            child,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGTERM to postgres itself (runuser forwards it): a clean shutdown.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .args([
+                "-u",
+                "postgres",
+                "-f",
+                &self.url[self.url.rfind(':').unwrap()..],
+            ])
+            .status();
+    }
+}
+
 #[test]
 fn late_then_down_alerts_once_then_recovers_and_survives_restart() {
     let env = Env::new("mon-alert");
+    alert_scenario(&env, &format!("sqlite://{}", env.path("m.db").display()));
+}
+
+#[test]
+fn same_on_postgresql_and_two_instances_share_state() {
+    let env = Env::new("mon-alert-pg");
+    let pg = Postgres::start(&env);
+    alert_scenario(&env, &pg.url);
+    // A second instance on the same database sees what the first recorded,
+    // and each can ping the other (the outbound heartbeat).
+    let a_checks = env.path("a.toml");
+    std::fs::write(
+        &a_checks,
+        format!(
+            "[[api_key]]\nkey_file = \"{}\"\nrole = \"admin\"\n",
+            env.path("api.key").display()
+        ),
+    )
+    .unwrap();
+    let a = Server::start(&a_checks, &pg.url);
+    let b_port = free_port();
+    let b_checks = env.path("b.toml");
+    std::fs::write(
+        &b_checks,
+        format!(
+            "heartbeat_url = \"{}/ping/{UUID}\"\nheartbeat_interval = \"1s\"\n[[api_key]]\nkey_file = \"{}\"\nrole = \"admin\"\n",
+            a.base,
+            env.path("api.key").display()
+        ),
+    )
+    .unwrap();
+    let b = Server::start_on(b_port, &b_checks, &pg.url);
+    let n0 = pings(&a, UUID).len();
+    wait_for("b's heartbeat seen through a", 15, &|| {
+        pings(&a, UUID).len() >= n0 + 2
+    });
+    assert_eq!(
+        pings(&b, UUID).len(),
+        pings(&a, UUID).len().max(pings(&b, UUID).len())
+    );
+}
+
+fn alert_scenario(env: &Env, db: &str) {
     let hook = Hook::start();
     let smtp = Smtp::start();
-    let checks = alert_checks(&env, &hook, &smtp);
-    let s = Server::start(&checks, &format!("sqlite://{}", env.path("m.db").display()));
+    let checks = alert_checks(env, &hook, &smtp);
+    let s = Server::start(&checks, db);
     let zeus = "6f1b2c3d-0000-4000-8000-000000000009";
     let url = format!("{}/ping/{zeus}", s.base);
     assert_eq!(http("GET", &url, None, &[]).0, 200);

@@ -113,6 +113,9 @@ pub struct CheckDef {
     pub tags: Vec<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Maintenance windows: "2026-12-01T00:00:00Z/2026-12-01T06:00:00Z" or "0 2 * * 0/2h" (cron + length).
+    #[serde(default)]
+    pub maintenance: Vec<String>,
 }
 
 /// Settings the HTTP side needs.
@@ -299,6 +302,12 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
         c.manual_resume = d.manual_resume.unwrap_or(false);
         c.tags = d.tags.join(" ");
         c.descr = d.description.clone().unwrap_or_default();
+        for w in &d.maintenance {
+            crate::engine::parse_window(w).map_err(|e| {
+                Error::Config(format!("check {:?}: maintenance {w:?}: {e}", d.name))
+            })?;
+        }
+        c.maintenance = d.maintenance.join(";");
         c.managed = true;
         db.save(&c)?;
     }

@@ -197,7 +197,8 @@ CREATE TABLE IF NOT EXISTS checks (
   n_pings INTEGER NOT NULL DEFAULT 0,
   alert_state TEXT NOT NULL DEFAULT 'up',
   alert_since REAL,
-  last_notified REAL
+  last_notified REAL,
+  maintenance TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pings (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -270,12 +271,14 @@ pub struct Check {
     pub alert_state: String,
     pub alert_since: Option<f64>,
     pub last_notified: Option<f64>,
+    /// Windows without notifications: `START/END` (RFC 3339) or `CRON/DURATION`, `;`-separated.
+    pub maintenance: String,
 }
 
 const COLS: &str = "id, uuid, push_token, slug, name, host, job, tags, descr, timeout, grace, schedule, tz, \
 min_duration, max_duration, size_drop_pct, size_window, repeat_every, methods, manual_resume, paused, managed, created, \
 last_ping, last_success, last_start, last_start_rid, last_duration, last_outcome, last_size, n_pings, alert_state, \
-alert_since, last_notified";
+alert_since, last_notified, maintenance";
 
 fn row(r: &[V]) -> Check {
     Check {
@@ -313,6 +316,7 @@ fn row(r: &[V]) -> Check {
         alert_state: r[31].t(),
         alert_since: r[32].of(),
         last_notified: r[33].of(),
+        maintenance: r[34].t(),
     }
 }
 
@@ -351,6 +355,7 @@ fn check_values(k: &Check) -> Vec<V> {
         (&k.alert_state).into(),
         (&k.alert_since).into(),
         (&k.last_notified).into(),
+        (&k.maintenance).into(),
     ]
 }
 

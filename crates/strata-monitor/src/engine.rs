@@ -230,6 +230,17 @@ impl Engine {
     }
 
     pub fn notify(&self, c: &Check, ev: Event, t: f64) {
+        if in_maintenance(c, t) {
+            let _ = self.db.log_notification(
+                c.id,
+                t,
+                "-",
+                ev.name(),
+                true,
+                "suppressed: maintenance window",
+            );
+            return;
+        }
         for ch in &self.channels {
             if !ch.applies_to(c) {
                 continue;
@@ -275,4 +286,37 @@ fn reason(c: &Check, t: f64) -> String {
         Some(p) => format!("no ping for {}", crate::age(t - p)),
         None => "never pinged".into(),
     }
+}
+
+/// A maintenance window: fixed (`START/END`, RFC 3339) or recurring
+/// (`CRON/DURATION`, e.g. `0 2 * * 0/2h`: Sundays 02:00 UTC for two hours).
+pub enum Window {
+    Fixed(f64, f64),
+    Every(schedule::Cron, f64),
+}
+
+pub fn parse_window(w: &str) -> std::result::Result<Window, String> {
+    let (a, b) = w
+        .rsplit_once('/')
+        .ok_or("expected START/END or CRON/DURATION")?;
+    if let (Ok(x), Ok(y)) = (
+        chrono::DateTime::parse_from_rfc3339(a.trim()),
+        chrono::DateTime::parse_from_rfc3339(b.trim()),
+    ) {
+        return Ok(Window::Fixed(x.timestamp() as f64, y.timestamp() as f64));
+    }
+    let cron = schedule::Cron::parse(a)?;
+    let len = crate::parse_duration(b).ok_or("the length after / is not a duration (e.g. 2h)")?;
+    Ok(Window::Every(cron, len))
+}
+
+pub fn in_maintenance(c: &Check, t: f64) -> bool {
+    c.maintenance
+        .split(';')
+        .filter(|w| !w.is_empty())
+        .any(|w| match parse_window(w) {
+            Ok(Window::Fixed(a, b)) => a <= t && t < b,
+            Ok(Window::Every(cron, len)) => cron.next_after(t - len, "UTC").is_some_and(|s| s <= t),
+            Err(_) => false,
+        })
 }

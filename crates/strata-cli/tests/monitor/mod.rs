@@ -141,11 +141,13 @@ impl Hook {
                 let Ok(mut s) = s else { continue };
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut len = 0usize;
+                let mut head = String::new();
                 loop {
                     let mut line = String::new();
                     if r.read_line(&mut line).unwrap_or(0) == 0 {
                         break;
                     }
+                    head.push_str(&line);
                     let l = line.trim_end().to_ascii_lowercase();
                     if l.is_empty() {
                         break;
@@ -158,7 +160,7 @@ impl Hook {
                 let _ = r.read_exact(&mut body);
                 g.lock()
                     .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
+                    .push(format!("{head}\u{0}{}", String::from_utf8_lossy(&body)));
                 let _ = s.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
@@ -167,7 +169,19 @@ impl Hook {
         Hook { url, got }
     }
     pub fn bodies(&self) -> Vec<String> {
-        self.got.lock().unwrap().clone()
+        self.requests().into_iter().map(|(_, b)| b).collect()
+    }
+    /// (request line and headers, body) of every request so far.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let (h, b) = r.split_once('\u{0}').unwrap();
+                (h.to_string(), b.to_string())
+            })
+            .collect()
     }
 }
 
@@ -960,4 +974,163 @@ fn partial_report_shows_and_alerts() {
     );
     let (_, _, m) = http("GET", &format!("{}/metrics", s.base), None, &[]);
     assert!(m.contains(&format!("strata_check_up{{name=\"apollo nightly\",host=\"apollo\",job=\"nightly\",uuid=\"{UUID}\"}} 1")), "{m}");
+}
+
+#[test]
+fn every_notifier_bounds_size_drop_maintenance_and_repeat() {
+    let env = Env::new("mon-notifiers");
+    let hook = Hook::start();
+    let base = hook.url.trim_end_matches("/hook").to_string();
+    let cmd_out = env.path("cmd.log");
+    let checks = write_checks(
+        &env,
+        &format!(
+            "[[check]]\nname = \"hera nightly\"\nhost = \"hera\"\njob = \"nightly\"\nmin_duration = \"10s\"\nmax_duration = \"60s\"\nsize_drop = 50\nsize_window = 3\n\n\
+[[check]]\nname = \"maint\"\nhost = \"iris\"\njob = \"nightly\"\nuuid = \"7f1b2c3d-0000-4000-8000-000000000001\"\nmaintenance = [\"2020-01-01T00:00:00Z/2099-01-01T00:00:00Z\"]\n\n\
+[[check]]\nname = \"nag\"\nhost = \"nyx\"\njob = \"nightly\"\nuuid = \"7f1b2c3d-0000-4000-8000-000000000002\"\nperiod = \"1s\"\ngrace = \"1s\"\nrepeat = \"1s\"\n\n\
+[[channel]]\nname = \"wh\"\ntype = \"webhook\"\nurl = \"{base}/wh\"\n\n\
+[[channel]]\nname = \"ntfy\"\ntype = \"ntfy\"\nurl = \"{base}/ntfy/backups\"\n\n\
+[[channel]]\nname = \"slack\"\ntype = \"slack\"\nurl = \"{base}/slack\"\n\n\
+[[channel]]\nname = \"discord\"\ntype = \"discord\"\nurl = \"{base}/discord\"\n\n\
+[[channel]]\nname = \"gotify\"\ntype = \"gotify\"\nurl = \"{base}/gotify\"\ntoken = \"gtok\"\n\n\
+[[channel]]\nname = \"cmd\"\ntype = \"command\"\nargv = [\"sh\", \"-c\", \"printf '%s %s\\\\n' \\\"$STRATA_EVENT\\\" \\\"$STRATA_HOST\\\" >> {}\"]\n",
+            cmd_out.display()
+        ),
+    );
+    let s = Server::start(&checks, &format!("sqlite://{}", env.path("m.db").display()));
+    let report = |dur: f64, size: u64| {
+        let body = format!(
+            r#"{{"host":"hera","job":"nightly","status":"success","duration":{dur},"bytes_total":{size}}}"#
+        );
+        let (code, _, b) = http(
+            "POST",
+            &format!("{}/api/report", s.base),
+            Some(&body),
+            &[&format!("X-Api-Key: {KEY}")],
+        );
+        assert_eq!(code, 200, "{b}");
+    };
+    report(30.0, 1000);
+    report(30.0, 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    let hera = |path: &str| {
+        hook.requests()
+            .into_iter()
+            .filter(|(h, b)| h.contains(path) && b.contains("hera"))
+            .count()
+    };
+    assert_eq!(hera("/wh"), 0, "a normal run notifies nobody");
+    report(5.0, 1000);
+    report(100.0, 1000);
+    report(30.0, 100);
+    wait_for("three events on every channel", 10, &|| {
+        [
+            "/wh",
+            "/ntfy/backups",
+            "/slack",
+            "/discord",
+            "/gotify/message",
+        ]
+        .iter()
+        .all(|p| hera(p) == 3)
+    });
+    let events: Vec<String> = hook
+        .requests()
+        .into_iter()
+        .filter(|(h, b)| h.starts_with("POST /wh") && b.contains("hera"))
+        .map(|(_, b)| {
+            serde_json::from_str::<serde_json::Value>(&b).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(events, ["too-short", "too-long", "size-drop"]);
+    let reqs = hook.requests();
+    let (nh, nb) = reqs
+        .iter()
+        .find(|(h, _)| h.starts_with("POST /ntfy/backups"))
+        .unwrap();
+    assert!(
+        nh.contains("Title: hera/nightly: the run took only 5s")
+            && nh.contains("Content-Type: text/plain"),
+        "{nh}"
+    );
+    assert!(nb.contains("/job/"), "{nb}");
+    let (_, sb) = reqs
+        .iter()
+        .find(|(h, _)| h.starts_with("POST /slack"))
+        .unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(sb).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("hera/nightly")
+    );
+    let (_, db) = reqs
+        .iter()
+        .find(|(h, _)| h.starts_with("POST /discord"))
+        .unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(db).unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .contains("hera/nightly")
+    );
+    let (gh, gb) = reqs
+        .iter()
+        .find(|(h, _)| h.starts_with("POST /gotify/message"))
+        .unwrap();
+    assert!(gh.contains("X-Gotify-Key: gtok"), "{gh}");
+    let g: serde_json::Value = serde_json::from_str(gb).unwrap();
+    assert!(g["title"].is_string() && g["priority"].is_number());
+    wait_for("command notifier", 10, &|| {
+        std::fs::read_to_string(&cmd_out)
+            .map(|t| t.lines().count() >= 3)
+            .unwrap_or(false)
+    });
+    let lines = std::fs::read_to_string(&cmd_out).unwrap();
+    assert!(
+        lines.starts_with("too-short hera\ntoo-long hera\nsize-drop hera\n"),
+        "{lines}"
+    );
+    // In a maintenance window: a failure notifies nobody.
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/ping/7f1b2c3d-0000-4000-8000-000000000001/fail", s.base),
+            None,
+            &[]
+        )
+        .0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !hook.bodies().iter().any(|b| b.contains("iris")),
+        "maintenance suppresses notifications"
+    );
+    // repeat = 1s: a down check is re-notified while it stays down.
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/ping/7f1b2c3d-0000-4000-8000-000000000002", s.base),
+            None,
+            &[]
+        )
+        .0,
+        200
+    );
+    let nyx = |ev: &str| {
+        hook.requests()
+            .into_iter()
+            .filter(|(h, b)| {
+                h.starts_with("POST /wh")
+                    && b.contains("nyx")
+                    && b.contains(&format!("\"event\":\"{ev}\""))
+            })
+            .count()
+    };
+    wait_for("repeats", 15, &|| nyx("still-down") >= 2);
+    assert_eq!(nyx("down"), 1);
 }

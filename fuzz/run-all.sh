@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${SECS:-300}
-for t in pack_trailer index tree snapshot keyfile sanoid_conf; do
+for t in pack_trailer index tree snapshot keyfile sanoid_conf monitor_input; do
   mkdir -p corpus/$t
   start=$(date +%s)
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" corpus/$t -- -max_total_time="$SECS" -max_len=4096 -rss_limit_mb=2048 > "logs-$t.txt" 2>&1

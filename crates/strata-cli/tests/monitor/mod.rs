@@ -1134,3 +1134,115 @@ fn every_notifier_bounds_size_drop_maintenance_and_repeat() {
     wait_for("repeats", 15, &|| nyx("still-down") >= 2);
     assert_eq!(nyx("down"), 1);
 }
+
+/// The dashboard in Debian's chromium, headless: the grid renders from
+/// server HTML alone (the server sends no script at all), states coloured
+/// per cell. (Chromium's --dump-dom and --screenshot themselves need
+/// JavaScript enabled in the browser.)
+#[test]
+fn dashboard_in_headless_chromium_without_javascript() {
+    let env = Env::new("mon-chromium");
+    let checks = env.path("checks.toml");
+    std::fs::write(
+        &checks,
+        format!(
+            "[[check]]\nname = \"a\"\nhost = \"apollo\"\njob = \"offsite\"\nuuid = \"{UUID}\"\n\n\
+[[check]]\nname = \"b\"\nhost = \"zeus\"\njob = \"offsite\"\nuuid = \"{UUID_POST}\"\n"
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&checks, &format!("sqlite://{}", env.path("m.db").display()));
+    assert_eq!(
+        http("GET", &format!("{}/ping/{UUID}", s.base), None, &[]).0,
+        200
+    );
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/ping/{UUID_POST}/fail", s.base),
+            None,
+            &[]
+        )
+        .0,
+        200
+    );
+    std::fs::create_dir_all(env.path("home")).unwrap();
+    // --dump-dom works in the old headless mode here, --screenshot in the new one.
+    let chromium = |mode: &str, extra: &[&str], url: &str| {
+        let o = Command::new("chromium")
+            .arg(mode)
+            .args(["--no-sandbox", "--disable-gpu"])
+            .arg(format!(
+                "--user-data-dir={}",
+                env.path("home/profile").display()
+            ))
+            .args(extra)
+            .arg(url)
+            .env("HOME", env.path("home"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("chromium (scripts/test.sh installs it)");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "chromium failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        out
+    };
+    // No script at all in what the server sends (--dump-dom itself needs
+    // JavaScript in the browser, so the check is on the HTML).
+    for page in ["/", &format!("/job/{UUID_POST}")] {
+        let (_, _, html) = http("GET", &format!("{}{page}", s.base), None, &[]);
+        assert!(!html.to_lowercase().contains("<script"), "{page}");
+    }
+    let dom = chromium("--headless=old", &["--dump-dom"], &format!("{}/", s.base));
+    assert!(dom.contains("<h1>Backups</h1>"), "{dom}");
+    let row = |host: &str| {
+        dom.split("<tr>")
+            .find(|r| r.contains(&format!("<th>{host}</th>")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        row("apollo").contains(">up</span>") && row("apollo").contains("#2e9e44"),
+        "{}",
+        row("apollo")
+    );
+    assert!(
+        row("zeus").contains(">down</span>") && row("zeus").contains("#d0312d"),
+        "{}",
+        row("zeus")
+    );
+    let job = chromium(
+        "--headless=old",
+        &["--dump-dom"],
+        &format!("{}/job/{UUID_POST}", s.base),
+    );
+    assert!(
+        job.contains("<h2>Runs and pings</h2>") && job.contains(">down</span>"),
+        "{job}"
+    );
+    let shot = env.path("dashboard.png");
+    chromium(
+        "--headless",
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,500",
+        ],
+        &format!("{}/", s.base),
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5000,
+        "{} bytes",
+        png.len()
+    );
+    let _ = std::fs::copy(&shot, std::env::temp_dir().join("strata-dashboard.png"));
+}

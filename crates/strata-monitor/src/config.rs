@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::db::{Check, Db};
 use crate::error::{Error, Result};
 use crate::notify::Channel;
-use crate::{hash_secret, new_uuid, parse_duration, random_token};
+use crate::{hash_secret, parse_duration, random_token};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,7 +243,7 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
         let tz = d.tz.clone().unwrap_or_else(|| "UTC".into());
         if !crate::schedule::valid_tz(&tz) {
             return Err(Error::Config(format!(
-                "check {:?}: tz = {tz:?}: use \"UTC\" or \"local\"",
+                "check {:?}: tz = {tz:?}: use \"UTC\", \"local\" or an IANA name such as \"Europe/Berlin\"",
                 d.name
             )));
         }
@@ -268,13 +268,7 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
                     .find(|c| !d.host.is_empty() && c.host == d.host && c.job == d.job)
             })
             .or_else(|| existing.iter().find(|c| c.name == d.name));
-        let mut c = found.cloned().unwrap_or_else(|| Check {
-            uuid: d.uuid.clone().unwrap_or_else(new_uuid),
-            created: crate::engine::now(),
-            alert_state: "up".into(),
-            size_window: 5,
-            ..Default::default()
-        });
+        let mut c = found.cloned().unwrap_or_else(|| Check::new(&d.name));
         c.name = d.name.clone();
         c.host = d.host.clone();
         c.job = d.job.clone();

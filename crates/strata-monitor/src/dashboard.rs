@@ -7,7 +7,7 @@ use crate::config::{verify_password, Settings};
 use crate::db::{Check, Ping};
 use crate::engine::{next_due, now, state, Engine};
 use crate::http::{api_role, Req, Resp};
-use crate::{age, hash_secret, new_uuid, parse_duration, random_token};
+use crate::{age, hash_secret, parse_duration, random_token};
 
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -219,6 +219,9 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
                         .unwrap_or_else(|| "never".into());
                     let due = c.last_ping.map(|l| next_due(c, l));
                     let next = match due {
+                        _ if c.last_outcome == "fail" && c.last_start.is_none() => {
+                            "last run failed".to_string()
+                        }
                         Some(d) if d > t => format!("in {}", age(d - t)),
                         Some(d) => format!("{} overdue", age(t - d)),
                         None => "—".into(),
@@ -513,7 +516,9 @@ fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
     }
     if let Some(x) = s("tz") {
         if !crate::schedule::valid_tz(&x) {
-            return Err("tz: use \"UTC\" or \"local\"".into());
+            return Err(
+                "tz: use \"UTC\", \"local\" or an IANA name such as \"Europe/Berlin\"".into(),
+            );
         }
         c.tz = x;
     }
@@ -594,19 +599,7 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             });
             let (mut c, code) = match existing {
                 Some(c) => (c, 200),
-                None => (
-                    Check {
-                        uuid: new_uuid(),
-                        timeout: 86400.0,
-                        grace: 3600.0,
-                        tz: "UTC".into(),
-                        size_window: 5,
-                        created: now(),
-                        alert_state: "up".into(),
-                        ..Default::default()
-                    },
-                    201,
-                ),
+                None => (Check::new(""), 201),
             };
             if let Err(e) = apply(&mut c, &body) {
                 return Ok(Resp::json(400, serde_json::json!({"error": e})));

@@ -275,6 +275,23 @@ pub struct Check {
     pub maintenance: String,
 }
 
+impl Check {
+    /// A new check with healthchecks' defaults (period 1 day, grace 1 hour).
+    pub fn new(name: &str) -> Check {
+        Check {
+            uuid: crate::new_uuid(),
+            name: name.to_string(),
+            timeout: 86400.0,
+            grace: 3600.0,
+            tz: "UTC".into(),
+            size_window: 5,
+            created: crate::engine::now(),
+            alert_state: "up".into(),
+            ..Default::default()
+        }
+    }
+}
+
 const COLS: &str = "id, uuid, push_token, slug, name, host, job, tags, descr, timeout, grace, schedule, tz, \
 min_duration, max_duration, size_drop_pct, size_window, repeat_every, methods, manual_resume, paused, managed, created, \
 last_ping, last_success, last_start, last_start_rid, last_duration, last_outcome, last_size, n_pings, alert_state, \

@@ -8,8 +8,8 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::config::Settings;
 use crate::db::Check;
-use crate::engine::{self, Engine, Incoming, Kind};
-use crate::{hash_secret, new_uuid};
+use crate::engine::{Engine, Incoming, Kind};
+use crate::hash_secret;
 
 pub struct Req {
     pub method: String,
@@ -335,16 +335,8 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
             1 => (found.into_iter().next().unwrap(), suffix, false),
             0 if req.q("create") == Some("1") => {
                 let c = Check {
-                    uuid: new_uuid(),
                     slug: slug.to_string(),
-                    name: slug.to_string(),
-                    timeout: 86400.0,
-                    grace: 3600.0,
-                    tz: "UTC".into(),
-                    size_window: 5,
-                    created: engine::now(),
-                    alert_state: "up".into(),
-                    ..Default::default()
+                    ..Check::new(slug)
                 };
                 let id = eng.db.save(&c)?;
                 (eng.db.check(id)?.expect("just saved"), suffix, true)
@@ -445,17 +437,9 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
         Some(c) => c,
         None => {
             let c = Check {
-                uuid: new_uuid(),
-                name: format!("{}/{}", r.host, r.job),
                 host: r.host.clone(),
                 job: r.job.clone(),
-                timeout: 86400.0,
-                grace: 3600.0,
-                tz: "UTC".into(),
-                size_window: 5,
-                created: engine::now(),
-                alert_state: "up".into(),
-                ..Default::default()
+                ..Check::new(&format!("{}/{}", r.host, r.job))
             };
             let id = eng.db.save(&c)?;
             eng.db.check(id)?.expect("just saved")

@@ -1,5 +1,6 @@
 //! Five-field cron expressions (`m h dom mon dow`, lists, ranges, steps,
-//! names not supported) evaluated in UTC or the server's local time zone.
+//! names not supported) evaluated in UTC, the server's local time zone, or
+//! any IANA zone (`Europe/Berlin`; DST gaps skip, repeated hours fire once).
 //! As in Vixie cron, when both day fields are restricted either may match.
 
 use chrono::{Datelike, Duration, Local, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -94,15 +95,22 @@ impl Cron {
     }
 
     /// The first fire time strictly after `t` (epoch seconds), in `tz`
-    /// ("UTC" or "local"); None if none within ~4 years.
+    /// ("UTC", "local" or an IANA name); None if none within ~4 years.
     pub fn next_after(&self, t: f64, tz: &str) -> Option<f64> {
         let local = tz.eq_ignore_ascii_case("local");
+        let zone: Option<chrono_tz::Tz> = if local || tz.eq_ignore_ascii_case("utc") {
+            None
+        } else {
+            Some(tz.parse().ok()?)
+        };
         let start = chrono::DateTime::from_timestamp(
             t.floor() as i64 + 60 - (t.floor() as i64).rem_euclid(60),
             0,
         )?;
         let mut n: NaiveDateTime = if local {
             start.with_timezone(&Local).naive_local()
+        } else if let Some(z) = zone {
+            start.with_timezone(&z).naive_local()
         } else {
             start.naive_utc()
         };
@@ -131,18 +139,29 @@ impl Cron {
                 continue;
             }
             let ts = if local {
-                Local.from_local_datetime(&n).earliest()?.timestamp()
+                Local
+                    .from_local_datetime(&n)
+                    .earliest()
+                    .map(|d| d.timestamp())
+            } else if let Some(z) = zone {
+                z.from_local_datetime(&n).earliest().map(|d| d.timestamp())
             } else {
-                Utc.from_utc_datetime(&n).timestamp()
+                Some(Utc.from_utc_datetime(&n).timestamp())
             };
-            return Some(ts as f64);
+            match ts {
+                Some(ts) if ts as f64 > t => return Some(ts as f64),
+                // In a DST gap (or before t after a fall-back): next minute.
+                _ => n += Duration::minutes(1),
+            }
         }
         None
     }
 }
 
 pub fn valid_tz(tz: &str) -> bool {
-    tz.eq_ignore_ascii_case("utc") || tz.eq_ignore_ascii_case("local")
+    tz.eq_ignore_ascii_case("utc")
+        || tz.eq_ignore_ascii_case("local")
+        || tz.parse::<chrono_tz::Tz>().is_ok()
 }
 
 #[cfg(test)]
@@ -183,6 +202,23 @@ mod tests {
             c.next_after(at("2026-03-01 00:00"), "UTC"),
             Some(at("2028-02-29 00:00"))
         );
+        // IANA zones: 04:00 in Berlin is 03:00 UTC in winter, 02:00 in summer.
+        let c = Cron::parse("0 4 * * *").unwrap();
+        assert_eq!(
+            c.next_after(at("2026-11-26 05:00"), "Europe/Berlin"),
+            Some(at("2026-11-27 03:00"))
+        );
+        assert_eq!(
+            c.next_after(at("2026-07-01 05:00"), "Europe/Berlin"),
+            Some(at("2026-07-02 02:00"))
+        );
+        // 02:30 does not exist on 2026-03-29 in Berlin: the next day's.
+        let c = Cron::parse("30 2 * * *").unwrap();
+        assert_eq!(
+            c.next_after(at("2026-03-28 02:00"), "Europe/Berlin"),
+            Some(at("2026-03-30 00:30"))
+        );
+        assert!(valid_tz("America/New_York") && !valid_tz("Mars/Olympus"));
         assert!(Cron::parse("61 * * * *").is_err());
         assert!(Cron::parse("* * *").is_err());
     }

@@ -222,7 +222,8 @@ impl Engine {
         {
             self.db.set_alert(c.id, "down", c.alert_since, Some(t))?;
             self.notify(c, Event::StillDown(reason(c, t)), t);
-        } else if !down && c.alert_state == "down" && matches!(st, "up" | "partial" | "running") {
+        } else if !down && c.alert_state == "down" && matches!(st, "up" | "partial") {
+            // (A run that only started is not a recovery yet.)
             self.db.set_alert(c.id, "up", Some(t), Some(t))?;
             self.notify(c, Event::Up, t);
         }

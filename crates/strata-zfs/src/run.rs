@@ -474,6 +474,11 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
                     let dst = format!("{}dst{}", &name[..i], &name[i..]);
                     c.verbose(&format!("taking dst snapshot {path}@{dst}{extra}"));
                     made = drivers.snapshot(&path, &dst, recursive).map(|_| dst);
+                } else if e.to_string().contains("already exists") {
+                    // Taken by a run that was killed after starting `zfs
+                    // snapshot` (or a concurrent one): the snapshot we want is there.
+                    c.verbose(&format!("{path}@{name} already exists"));
+                    made = Ok(name.clone());
                 }
             }
             match made {
@@ -509,6 +514,13 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
         }
     }
     update_cache(c.o, &added, &[]);
+}
+
+fn is_gone(e: &Error) -> bool {
+    let m = e.to_string();
+    m.contains("does not exist")
+        || m.contains("could not find")
+        || m.contains("No such file or directory")
 }
 
 fn prune_deferred(d: &DatasetConfig, drivers: &Drivers) -> Result<bool> {
@@ -590,7 +602,16 @@ fn prune(
             if c.o.readonly {
                 continue;
             }
-            match drivers.destroy(&path, &snap) {
+            let destroyed = match drivers.destroy(&path, &snap) {
+                // Already gone (a killed run's `zfs destroy` finished, or
+                // another tool pruned it): the goal is reached.
+                Err(e) if is_gone(&e) => {
+                    c.verbose(&format!("INFO: {full} is already gone"));
+                    Ok(())
+                }
+                r => r,
+            };
+            match destroyed {
                 Ok(()) => {
                     snaps.remove(&path, &snap);
                     removed.push(full.clone());

@@ -813,7 +813,11 @@ fn alert_scenario(env: &Env, db: &str) {
         v["since"].is_string() && v["last_success_age_seconds"].as_f64().unwrap() >= 4.0,
         "{v}"
     );
-    // The next ping: one recovery notice per channel.
+    // A run that only starts is no recovery; the next success ping is: one
+    // recovery notice per channel.
+    assert_eq!(http("GET", &format!("{url}/start"), None, &[]).0, 200);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(zeus_hooks("up"), 0, "a start is not a recovery");
     assert_eq!(http("GET", &url, None, &[]).0, 200);
     wait_for("recovery", 10, &|| {
         zeus_hooks("up") == 1 && zeus_mails("UP again") == 1

@@ -398,18 +398,21 @@ pub fn ini_from_toml(text: &str, file: &str) -> Result<Ini> {
 mod tests {
     use super::*;
 
-    fn resolve_str(conf: &str, tree: &[&str]) -> Config {
-        let d = Ini::parse(EMBEDDED_DEFAULTS, "defaults").unwrap();
-        let u = Ini::parse(conf, "sanoid.conf").unwrap();
-        let tree: Vec<String> = tree.iter().map(|s| s.to_string()).collect();
-        let mut lister = |p: &str| -> Result<Vec<String>> {
+    /// Children of `p` in a fixed dataset tree (what `zfs list -r` would give).
+    fn children_in<'a>(tree: &'a [&str]) -> impl FnMut(&str) -> Result<Vec<String>> + 'a {
+        move |p: &str| {
             Ok(tree
                 .iter()
                 .filter(|d| d.starts_with(&format!("{p}/")))
-                .cloned()
+                .map(|d| d.to_string())
                 .collect())
-        };
-        resolve(&d, "defaults", &u, "sanoid.conf", &mut lister).unwrap()
+        }
+    }
+
+    fn resolve_str(conf: &str, tree: &[&str]) -> Config {
+        let d = Ini::parse(EMBEDDED_DEFAULTS, "defaults").unwrap();
+        let u = Ini::parse(conf, "sanoid.conf").unwrap();
+        resolve(&d, "defaults", &u, "sanoid.conf", &mut children_in(tree)).unwrap()
     }
 
     #[test]
@@ -505,15 +508,8 @@ mod tests {
         let toml = "[snapshot_template.production]\ndaily = 14\nweekly = 4\nhourly = 0\n\n[[snapshot]]\ndataset = \"zroot\"\nuse_template = \"production\"\nrecursive = true\n\n[[snapshot]]\ndataset = \"zroot/tmp\"\nautosnap = false\n";
         let ini = ini_from_toml(toml, "strata.toml").unwrap();
         let d = Ini::parse(EMBEDDED_DEFAULTS, "defaults").unwrap();
-        let tree = ["zroot".to_string(), "zroot/tmp".to_string()];
-        let mut lister = |p: &str| -> Result<Vec<String>> {
-            Ok(tree
-                .iter()
-                .filter(|d| d.starts_with(&format!("{p}/")))
-                .cloned()
-                .collect())
-        };
-        let c = resolve(&d, "defaults", &ini, "strata.toml", &mut lister).unwrap();
+        let tree = ["zroot", "zroot/tmp"];
+        let c = resolve(&d, "defaults", &ini, "strata.toml", &mut children_in(&tree)).unwrap();
         assert_eq!(c.get("zroot/tmp").unwrap().get("autosnap"), "0");
         assert_eq!(c.get("zroot/tmp").unwrap().get("daily"), "14");
         let e = ini_from_toml("[[snapshot]]\ndaily = 3\n", "strata.toml").unwrap_err();

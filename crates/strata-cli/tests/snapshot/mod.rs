@@ -51,12 +51,48 @@ pub fn must(prog: &str, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// The zfs-fuse daemon this test process started, kept so that it can be
+/// reaped: a killed child left unreaped stays a zombie that `pgrep` still
+/// lists, and the harness would wait for it forever.
+static DAEMON: Mutex<Option<std::process::Child>> = Mutex::new(None);
+
+/// Live zfs-fuse processes (zombies are not running daemons).
 fn zfs_fuse_pids() -> Vec<u32> {
+    if let Some(c) = DAEMON.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let _ = c.try_wait();
+    }
     let o = sh("pgrep", &["-x", "zfs-fuse"]);
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| l.trim().parse().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|st| {
+                    // state is the field after the ")" that closes comm
+                    let state = st.rsplit_once(')').map(|(_, r)| r.trim_start());
+                    !matches!(state.and_then(|r| r.chars().next()), Some('Z') | None)
+                })
+                .unwrap_or(false)
+        })
         .collect()
+}
+
+/// Stop every zfs-fuse daemon and wait until none runs.
+fn stop_daemon() {
+    for p in zfs_fuse_pids() {
+        let _ = sh("kill", &[&p.to_string()]);
+    }
+    let t = Instant::now();
+    while !zfs_fuse_pids().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "zfs-fuse does not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(mut c) = DAEMON.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = c.wait();
+    }
 }
 
 /// The shared clock; holding it also serialises these tests.
@@ -112,17 +148,7 @@ pub fn ensure_daemon() {
     if !pids.is_empty() && pids.iter().all(|&p| daemon_is_ours(p)) {
         return;
     }
-    for p in &pids {
-        let _ = sh("kill", &[&p.to_string()]);
-    }
-    let t = Instant::now();
-    while !zfs_fuse_pids().is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "zfs-fuse does not stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    stop_daemon();
     assert!(
         Path::new("/dev/fuse").exists(),
         "zfs-fuse needs /dev/fuse (load the fuse module)"
@@ -138,7 +164,7 @@ pub fn ensure_daemon() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start zfs-fuse (apt-get install zfs-fuse; scripts/test.sh does)");
-    std::mem::forget(child);
+    *DAEMON.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
     let t = Instant::now();
     loop {
         if sh("zpool", &["list"]).status.success() {
@@ -817,13 +843,7 @@ fn bad_input_and_failed_listing() {
         "etc3",
         &format!("[{p}]\nhourly = 0\nmonthly = 0\ndaily = 3\n"),
     );
-    for pid in zfs_fuse_pids() {
-        let _ = sh("kill", &[&pid.to_string()]);
-    }
-    let t = Instant::now();
-    while !zfs_fuse_pids().is_empty() && t.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    stop_daemon();
     let r = snap_cmd(&clock, &env, &dir, &["--cron", "--force-update"]);
     ensure_daemon();
     let _ = sh("zpool", &["import", "-d", env.dir.to_str().unwrap(), p]);

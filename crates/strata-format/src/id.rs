@@ -18,6 +18,12 @@ impl Id {
         Id(*blake3::hash(bytes).as_bytes())
     }
 
+    /// The first 8 bytes as a little-endian u64: how child lists in index
+    /// files name a blob (see [`crate::index`]).
+    pub fn prefix(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().unwrap())
+    }
+
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);

@@ -4,11 +4,12 @@
 //! ```text
 //! pack   = blob* header header_len:u32 "STRATAPK"
 //! blob   = nonce[24] ciphertext tag[16]          (AEAD, aad = kind:u8 || id[32])
-//! header = "STPH" version:u8=1 count:u32 entry* mac[32]
-//! entry  = kind:u8 id[32] offset:u32 length:u32 nchildren:u32 child_id[32]*nchildren
+//! header = "STPH" version:u8=2 kind:u8 count:u32 (id[32] length:u32)*count mac[32]
 //! ```
-//! The MAC is keyed BLAKE3 (the `mac` subkey) over every header byte before it.
-//! A blob's plaintext starts with a one-byte framing flag: 0 raw, 1 zstd.
+//! Blobs lie back to back from byte 0 in header order, so offsets are the
+//! running sum of lengths. The MAC is keyed BLAKE3 (the `mac` subkey) over
+//! every header byte before it. A blob's plaintext starts with a one-byte
+//! framing flag: 0 raw, 1 zstd. A pack holds blobs of one kind.
 
 use crate::codec::{Put, Reader};
 use crate::{FormatError, Id, Keys, Result};
@@ -16,9 +17,11 @@ use crate::{FormatError, Id, Keys, Result};
 /// Magic at the very end of every pack file.
 pub const PACK_MAGIC: &[u8; 8] = b"STRATAPK";
 const HEADER_MAGIC: &[u8; 4] = b"STPH";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Bytes after the header: its length and the pack magic.
 pub const TAIL_LEN: usize = 4 + 8;
+/// Encoded bytes per header entry.
+pub const ENTRY_LEN: usize = 32 + 4;
 
 /// Framing flag: the rest of the plaintext is the blob as is.
 pub const FRAME_RAW: u8 = 0;
@@ -26,16 +29,17 @@ pub const FRAME_RAW: u8 = 0;
 pub const FRAME_ZSTD: u8 = 1;
 
 /// What a blob holds. Data and tree blobs never share a pack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum BlobKind {
     /// File content (a chunk).
+    #[default]
     Data = 0,
     /// A directory listing (see [`crate::tree`]).
     Tree = 1,
 }
 
 impl BlobKind {
-    fn from_u8(v: u8, what: &'static str) -> Result<BlobKind> {
+    pub(crate) fn from_u8(v: u8, what: &'static str) -> Result<BlobKind> {
         match v {
             0 => Ok(BlobKind::Data),
             1 => Ok(BlobKind::Tree),
@@ -56,41 +60,84 @@ impl BlobKind {
     }
 }
 
-/// One blob's place in a pack, and (for trees) the IDs it references.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One blob's place in a pack. `offset` is not stored: it is the sum of
+/// the lengths before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobEntry {
-    pub kind: BlobKind,
     pub id: Id,
     pub offset: u32,
     pub length: u32,
-    /// For tree blobs: every blob ID the tree references (content and subtrees),
-    /// in plaintext so that keyless garbage collection can mark.
-    pub children: Vec<Id>,
 }
 
 /// The decoded header of one pack.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PackHeader {
+    pub kind: BlobKind,
     pub entries: Vec<BlobEntry>,
 }
 
 impl PackHeader {
-    /// Encodes and MACs the header.
-    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.entries.len() * 45 + 32);
-        out.extend_from_slice(HEADER_MAGIC);
-        out.put_u8(VERSION);
+    pub fn new(kind: BlobKind) -> PackHeader {
+        PackHeader {
+            kind,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Appends a blob of `length` bytes after the last one.
+    pub fn push(&mut self, id: Id, length: u32) {
+        let offset = self.data_len() as u32;
+        self.entries.push(BlobEntry { id, offset, length });
+    }
+
+    /// Bytes of blobs the header describes.
+    pub fn data_len(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(0, |e| e.offset as u64 + e.length as u64)
+    }
+
+    /// Writes the unauthenticated body: kind, count, entries.
+    pub(crate) fn put_entries(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.kind as u8);
         out.put_u32(self.entries.len() as u32);
         for e in &self.entries {
-            out.put_u8(e.kind as u8);
             out.put_id(&e.id);
-            out.put_u32(e.offset);
             out.put_u32(e.length);
-            out.put_u32(e.children.len() as u32);
-            for c in &e.children {
-                out.put_id(c);
-            }
         }
+    }
+
+    /// Reads what [`put_entries`](Self::put_entries) wrote; offsets are
+    /// recomputed and must fit a pack (< 4 GiB).
+    pub(crate) fn read_entries(r: &mut Reader, what: &'static str) -> Result<PackHeader> {
+        let kind = BlobKind::from_u8(r.u8()?, what)?;
+        let n = r.u32()? as usize;
+        let n = r.count(n, ENTRY_LEN, "count")?;
+        let mut h = PackHeader {
+            kind,
+            entries: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            let id = r.id()?;
+            let length = r.u32()?;
+            if h.data_len() + length as u64 > u32::MAX as u64 {
+                return Err(FormatError::Invalid {
+                    what,
+                    field: "length",
+                    detail: "blobs exceed 4 GiB".into(),
+                });
+            }
+            h.push(id, length);
+        }
+        Ok(h)
+    }
+
+    /// Encodes and MACs the header.
+    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        let mut out = Vec::with_capacity(10 + self.entries.len() * ENTRY_LEN + 32);
+        out.extend_from_slice(HEADER_MAGIC);
+        out.put_u8(VERSION);
+        self.put_entries(&mut out);
         let mac = keys.mac(&out);
         out.extend_from_slice(&mac);
         out
@@ -114,54 +161,22 @@ impl PackHeader {
         if r.bytes(4)? != HEADER_MAGIC || r.u8()? != VERSION {
             return Err(FormatError::BadMagic { what: W });
         }
-        let n = r.u32()? as usize;
-        let n = r.count(n, 45, "count")?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let kind = BlobKind::from_u8(r.u8()?, W)?;
-            let id = r.id()?;
-            let offset = r.u32()?;
-            let length = r.u32()?;
-            let nc = r.u32()? as usize;
-            let nc = r.count(nc, 32, "children")?;
-            if kind == BlobKind::Data && nc != 0 {
-                return Err(FormatError::Invalid {
-                    what: W,
-                    field: "children",
-                    detail: "a data blob has children".into(),
-                });
-            }
-            let children = (0..nc).map(|_| r.id()).collect::<Result<_>>()?;
-            entries.push(BlobEntry {
-                kind,
-                id,
-                offset,
-                length,
-                children,
-            });
-        }
+        let h = PackHeader::read_entries(&mut r, W)?;
         r.finish()?;
-        Ok(PackHeader { entries })
+        Ok(h)
     }
 
-    /// Checks that entries lie inside `data_len` bytes of blobs and do not overlap.
+    /// Checks that the blobs fill exactly the `data_len` bytes before the header.
     pub fn check_layout(&self, data_len: u64) -> Result<()> {
-        let mut spans: Vec<(u64, u64)> = self
-            .entries
-            .iter()
-            .map(|e| (e.offset as u64, e.offset as u64 + e.length as u64))
-            .collect();
-        spans.sort_unstable();
-        let mut end = 0;
-        for (s, e) in spans {
-            if s < end || e > data_len {
-                return Err(FormatError::Invalid {
-                    what: "pack header",
-                    field: "offset",
-                    detail: format!("blob at {s}..{e} overlaps or lies outside {data_len} bytes"),
-                });
-            }
-            end = e;
+        if self.data_len() != data_len {
+            return Err(FormatError::Invalid {
+                what: "pack header",
+                field: "length",
+                detail: format!(
+                    "blobs cover {} bytes, the pack has {data_len} before its header",
+                    self.data_len()
+                ),
+            });
         }
         Ok(())
     }
@@ -218,28 +233,24 @@ pub(crate) mod tests {
         proptest::array::uniform32(any::<u8>()).prop_map(Id)
     }
 
-    pub fn arb_entry() -> impl Strategy<Value = BlobEntry> {
+    pub fn arb_header() -> impl Strategy<Value = PackHeader> {
         (
             any::<bool>(),
-            arb_id(),
-            any::<u32>(),
-            any::<u32>(),
-            proptest::collection::vec(arb_id(), 0..4),
+            proptest::collection::vec((arb_id(), 0u32..1 << 20), 0..20),
         )
-            .prop_map(|(tree, id, offset, length, children)| BlobEntry {
-                kind: if tree { BlobKind::Tree } else { BlobKind::Data },
-                id,
-                offset,
-                length,
-                children: if tree { children } else { vec![] },
+            .prop_map(|(tree, blobs)| {
+                let mut h = PackHeader::new(if tree { BlobKind::Tree } else { BlobKind::Data });
+                for (id, len) in blobs {
+                    h.push(id, len);
+                }
+                h
             })
     }
 
     proptest! {
         #[test]
-        fn header_round_trip(entries in proptest::collection::vec(arb_entry(), 0..20)) {
+        fn header_round_trip(h in arb_header()) {
             let k = MasterKey::generate().keys();
-            let h = PackHeader { entries };
             let enc = h.encode(&k);
             prop_assert_eq!(&PackHeader::decode(&enc, Some(&k)).unwrap(), &h);
             prop_assert_eq!(&PackHeader::decode(&enc, None).unwrap(), &h);
@@ -250,17 +261,22 @@ pub(crate) mod tests {
         fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..8)) {
             let k = MasterKey::generate().keys();
             let mut data = Vec::new();
-            let mut h = PackHeader::default();
+            let mut h = PackHeader::new(BlobKind::Data);
             for b in &blobs {
-                let off = data.len() as u32;
                 data.extend_from_slice(b);
-                h.entries.push(BlobEntry { kind: BlobKind::Data, id: k.blob_id(b), offset: off, length: b.len() as u32, children: vec![] });
+                h.push(k.blob_id(b), b.len() as u32);
             }
             let mut pack = data.clone();
             finish_pack(&mut pack, &h, &k);
             let (d, h2) = split_pack(&pack, Some(&k)).unwrap();
             prop_assert_eq!(d, &data[..]);
-            prop_assert_eq!(h2, h);
+            prop_assert_eq!(&h2, &h);
+            // a pack one byte longer or shorter than its header says is rejected
+            if !data.is_empty() {
+                let mut short = data[1..].to_vec();
+                finish_pack(&mut short, &h, &k);
+                prop_assert!(split_pack(&short, Some(&k)).is_err());
+            }
         }
 
         #[test]

@@ -12,7 +12,7 @@
 //! `content` is the list of data blob IDs of a file (in order), or the one
 //! subtree ID of a directory; `len` is each content blob's plaintext length
 //! (so restore knows file offsets; 0 for a subtree). Trees are stored sealed like data blobs; the
-//! IDs they reference are repeated in plaintext in the pack header.
+//! blobs they reference are repeated in plaintext, as ID prefixes, in the index ([`refs`]).
 
 use crate::codec::{Put, Reader};
 use crate::{FormatError, Id, Result};
@@ -249,18 +249,15 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
-/// Every blob ID a tree references, in order, without repeats: the plaintext
-/// child list that goes into the pack header.
-pub fn children(nodes: &[Node]) -> Vec<Id> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for n in nodes {
-        for id in &n.content {
-            if seen.insert(*id) {
-                out.push(*id);
-            }
-        }
-    }
+/// The references of a tree as index files list them: the [`Id::prefix`] of
+/// every blob it names (file content and subtrees), ascending, without repeats.
+pub fn refs(nodes: &[Node]) -> Vec<u64> {
+    let mut out: Vec<u64> = nodes
+        .iter()
+        .flat_map(|n| n.content.iter().map(Id::prefix))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 

@@ -446,7 +446,7 @@ pub fn backup(
     let ctx = Ctx {
         repo,
         known: Known::new(&idx, &dropped_blobs),
-        data: PackWriter::new(repo, repo.config.pack_size as usize),
+        data: PackWriter::new(repo, BlobKind::Data, repo.config.pack_size as usize),
         chunker: repo.chunker(),
         progress,
         opts,
@@ -573,7 +573,7 @@ pub fn backup(
     ctx.data.flush()?;
 
     // trees, bottom-up
-    let trees = PackWriter::new(repo, 4 << 20);
+    let trees = PackWriter::new(repo, BlobKind::Tree, 4 << 20);
     let mut summary = Summary::default();
     let mut comp = Compressor::new(repo.config.compression);
     let mut sb = Vec::new();
@@ -587,7 +587,7 @@ pub fn backup(
             &mut sb,
             BlobKind::Tree,
             &bytes,
-            tree::children(nodes),
+            tree::refs(nodes),
         )?;
         if let Some(a) = added {
             summary.blobs_added += 1;

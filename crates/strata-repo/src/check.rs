@@ -66,21 +66,17 @@ fn verify_pack(repo: &Repository, idx: &MemIndex, pi: usize) -> Result<(), Strin
         return Err("header differs from the index".into());
     }
     let mut opener = Opener::default();
-    for e in &header.entries {
+    for (i, e) in header.entries.iter().enumerate() {
         let sealed = &data[e.offset as usize..e.offset as usize + e.length as usize];
         let plain = opener
-            .open(&repo.keys, e.kind, &e.id, &p.pack_id, sealed)
+            .open(&repo.keys, header.kind, &e.id, &p.pack_id, sealed)
             .map_err(|e| e.to_string())?;
-        if e.kind == BlobKind::Tree {
+        if header.kind == BlobKind::Tree {
             let nodes = strata_format::tree::decode(plain)
                 .map_err(|x| format!("tree {}: {x}", e.id.short()))?;
-            if strata_format::tree::children(&nodes)
-                .into_iter()
-                .collect::<HashSet<_>>()
-                != e.children.iter().copied().collect()
-            {
+            if strata_format::tree::refs(&nodes) != p.refs_of(i) {
                 return Err(format!(
-                    "tree {}: plaintext child list differs from the tree",
+                    "tree {}: the index's reference list differs from the tree",
                     e.id.short()
                 ));
             }
@@ -117,13 +113,7 @@ pub fn check(
                 p.pack_id
             )),
             Some(&size) => {
-                let end = p
-                    .header
-                    .entries
-                    .iter()
-                    .map(|e| e.offset as u64 + e.length as u64)
-                    .max()
-                    .unwrap_or(0);
+                let end = p.header.data_len();
                 if end > size {
                     rep.errors.push(format!(
                         "pack {} is shorter ({size} bytes) than its index says",

@@ -29,6 +29,8 @@ pub enum RepoError {
     AmbiguousSnapshot { spec: String, matches: String },
     #[error("blob {id} is referenced but not in any index (run `strata check`)")]
     BlobMissing { id: Id },
+    #[error("tree {tree} references a blob (ID prefix {prefix:016x} as little-endian u64) that no index lists (run `strata check`)")]
+    RefMissing { tree: Id, prefix: u64 },
     #[error("blob {id} in pack {pack} is damaged: {detail}")]
     BlobDamaged { id: Id, pack: Id, detail: String },
     #[error("path {path:?} not found in snapshot")]

@@ -1,7 +1,7 @@
 //! Prune: remove what no snapshot references, without a repository lock.
 //!
 //! 1. Mark: every blob reachable from a snapshot, following the plaintext
-//!    child lists of tree blobs in the index (no decryption).
+//!    reference lists of tree blobs in the index (no decryption).
 //! 2. Plan: packs with no live blob are deleted; packs whose dead share
 //!    exceeds `max_unused_percent` are repacked; unindexed packs (left by
 //!    interrupted writers) are deleted.
@@ -61,35 +61,53 @@ pub struct PruneReport {
     pub deferred: bool,
 }
 
-/// Every blob reachable from `roots`. The snapshots must have been listed
-/// before the index was loaded: a snapshot is written after its index, so
-/// listing in that order never sees a snapshot whose index is missing.
-pub fn mark(roots: Vec<Id>, idx: &MemIndex) -> Result<HashSet<Id>> {
-    let mut used = HashSet::new();
-    let mut stack = roots;
-    while let Some(t) = stack.pop() {
-        if !used.insert(t) {
-            continue;
+/// The [`Id::prefix`] of every blob reachable from `roots`, following the
+/// plaintext reference lists of tree blobs in the index (no decryption).
+/// A blob is live when its prefix is in the set: a prefix collision can
+/// keep a dead blob, never drop a live one, because every tree sharing a
+/// live prefix is followed too. The snapshots must have been listed before
+/// the index was loaded: a snapshot is written after its index, so listing
+/// in that order never sees a snapshot whose index is missing.
+pub fn mark(roots: Vec<Id>, idx: &MemIndex) -> Result<HashSet<u64>> {
+    let mut live = HashSet::new();
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    // Marks `r` live and queues every tree with that prefix; false if no blob has it.
+    let mut visit = |r: u64, stack: &mut Vec<(u32, u32)>| -> bool {
+        if !live.insert(r) {
+            return true;
         }
-        let (_, e) = idx.get(&t).ok_or(RepoError::BlobMissing { id: t })?;
-        if e.kind != BlobKind::Tree {
+        let mut found = false;
+        for (p, e) in idx.with_prefix(r) {
+            found = true;
+            if idx.packs[p as usize].header.kind == BlobKind::Tree {
+                stack.push((p, e));
+            }
+        }
+        found
+    };
+    for t in roots {
+        let (_, kind, _) = idx.get(&t).ok_or(RepoError::BlobMissing { id: t })?;
+        if kind != BlobKind::Tree {
             return Err(RepoError::Invalid {
                 what: "index",
                 detail: format!("snapshot tree {} is indexed as data", t.short()),
             });
         }
-        for c in &e.children {
-            match idx.get(c) {
-                Some((_, ce)) if ce.kind == BlobKind::Tree => stack.push(*c),
-                Some(_) => {
-                    used.insert(*c);
-                }
+        visit(t.prefix(), &mut stack);
+    }
+    while let Some((p, e)) = stack.pop() {
+        let pack = &idx.packs[p as usize];
+        for &r in pack.refs_of(e as usize) {
+            if !visit(r, &mut stack) {
                 // refuse to prune a repository with dangling references: check first
-                None => return Err(RepoError::BlobMissing { id: *c }),
+                return Err(RepoError::RefMissing {
+                    tree: pack.header.entries[e as usize].id,
+                    prefix: r,
+                });
             }
         }
     }
-    Ok(used)
+    Ok(live)
 }
 
 fn snapshot_roots(repo: &Repository) -> Result<Vec<Id>> {
@@ -122,7 +140,7 @@ pub fn prune(
         let mut pack_dead = Vec::new();
         for e in &p.header.entries {
             total += e.length as u64;
-            if used.contains(&e.id) {
+            if used.contains(&e.id.prefix()) {
                 live += e.length as u64;
             } else {
                 pack_dead.push(e.id);
@@ -199,8 +217,8 @@ pub fn prune(
         .filter(|p| !doomed.contains(&p.pack_id))
         .flat_map(|p| p.header.entries.iter().map(|e| e.id))
         .collect();
-    let data = PackWriter::new(repo, repo.config.pack_size as usize);
-    let trees = PackWriter::new(repo, 4 << 20);
+    let data = PackWriter::new(repo, BlobKind::Data, repo.config.pack_size as usize);
+    let trees = PackWriter::new(repo, BlobKind::Tree, 4 << 20);
     let mut copied: HashSet<Id> = HashSet::new();
     progress.start("repack", Some(doomed.len() as u64), None);
     for p in idx.packs.iter().filter(|p| doomed.contains(&p.pack_id)) {
@@ -208,8 +226,9 @@ pub fn prune(
             .header
             .entries
             .iter()
-            .filter(|e| {
-                (used.contains(&e.id) || !dead.contains(&e.id))
+            .enumerate()
+            .filter(|(_, e)| {
+                (used.contains(&e.id.prefix()) || !dead.contains(&e.id))
                     && !kept_ids.contains(&e.id)
                     && !copied.contains(&e.id)
             })
@@ -218,21 +237,21 @@ pub fn prune(
             let bytes = repo.backend.get(Kind::Pack, &p.pack_id.to_hex())?;
             if Id::of_stored(&bytes) != p.pack_id {
                 return Err(RepoError::BlobDamaged {
-                    id: need[0].id,
+                    id: need[0].1.id,
                     pack: p.pack_id,
                     detail: "pack contents do not match its name; run `strata check --read-data`"
                         .into(),
                 });
             }
-            for e in need {
+            for (i, e) in need {
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                 // the sealed bytes move as they are: no decryption needed
-                let w = if e.kind == BlobKind::Tree {
+                let w = if p.header.kind == BlobKind::Tree {
                     &trees
                 } else {
                     &data
                 };
-                w.add(e.kind, e.id, e.children.clone(), sealed)?;
+                w.add(e.id, p.refs_of(i).to_vec(), sealed)?;
                 copied.insert(e.id);
                 rep.bytes_repacked += e.length as u64;
             }
@@ -272,4 +291,79 @@ pub fn prune(
         repo.backend.delete(Kind::Pending, r)?;
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_format::pack::PackHeader;
+
+    fn id(prefix: u64, tail: u8) -> Id {
+        let mut b = [tail; 32];
+        b[..8].copy_from_slice(&prefix.to_le_bytes());
+        Id(b)
+    }
+
+    fn pack(n: u8, kind: BlobKind, blobs: &[(Id, Vec<u64>)]) -> IndexPack {
+        let mut header = PackHeader::new(kind);
+        for (i, _) in blobs {
+            header.push(*i, 100);
+        }
+        let refs = match kind {
+            BlobKind::Tree => blobs.iter().map(|(_, r)| r.clone()).collect(),
+            BlobKind::Data => vec![],
+        };
+        IndexPack {
+            pack_id: Id([n; 32]),
+            header,
+            refs,
+        }
+    }
+
+    #[test]
+    fn mark_follows_prefixes_and_a_collision_only_keeps_more() {
+        let (d1, d2, d3, d5) = (id(1, 1), id(2, 1), id(3, 1), id(5, 1));
+        let d4 = id(1, 2); // shares d1's prefix: kept, though unreferenced
+        let (t1, t2) = (id(10, 1), id(11, 1));
+        let t3 = id(2, 9); // a tree sharing d2's prefix: followed, so d5 stays
+        let t9 = id(99, 1); // unreferenced tree
+        let mut idx = MemIndex::default();
+        idx.add(pack(
+            1,
+            BlobKind::Data,
+            &[
+                (d1, vec![]),
+                (d2, vec![]),
+                (d3, vec![]),
+                (d4, vec![]),
+                (d5, vec![]),
+            ],
+        ));
+        idx.add(pack(
+            2,
+            BlobKind::Tree,
+            &[
+                (t1, vec![1, 11]),
+                (t2, vec![2]),
+                (t3, vec![5]),
+                (t9, vec![3]),
+            ],
+        ));
+        let live = mark(vec![t1], &idx).unwrap();
+        let alive = |i: &Id| live.contains(&i.prefix());
+        for x in [&t1, &t2, &d1, &d2, &d4, &t3, &d5] {
+            assert!(alive(x), "{} should be live", x.short());
+        }
+        assert!(!alive(&d3) && !alive(&t9));
+        // a dangling reference refuses to prune
+        let mut idx2 = MemIndex::default();
+        idx2.add(pack(3, BlobKind::Tree, &[(t1, vec![42])]));
+        assert!(matches!(
+            mark(vec![t1], &idx2),
+            Err(RepoError::RefMissing { prefix: 42, .. })
+        ));
+        // a root indexed as data is an error, a missing root too
+        assert!(mark(vec![d1], &idx).is_err());
+        assert!(mark(vec![id(77, 7)], &idx).is_err());
+    }
 }

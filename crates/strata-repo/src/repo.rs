@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use strata_format::index::IndexPack;
 use strata_format::keyfile::{Kdf, KeyFile};
-use strata_format::pack::{self, BlobEntry, BlobKind, PackHeader};
+use strata_format::pack::{self, BlobKind, PackHeader};
 use strata_format::snapshot::Snapshot;
 use strata_format::{index, tree, FormatError, Id, Keys, MasterKey};
 use strata_store::{Backend, Kind, StoreError};
@@ -18,6 +18,9 @@ use crate::chunker::{Chunker, ChunkerParams};
 use crate::error::{RepoError, Result};
 use crate::index::MemIndex;
 use crate::par;
+
+/// The repository format this build reads and writes (`config.version`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The plaintext `config` object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -110,7 +113,7 @@ impl Repository {
         let mut rid = [0u8; 32];
         getrandom::getrandom(&mut rid).expect("the OS random source failed");
         let config = RepoConfig {
-            version: 1,
+            version: FORMAT_VERSION,
             id: Id(rid),
             chunker: opts.chunker,
             pack_size: opts.pack_size,
@@ -150,10 +153,14 @@ impl Repository {
             what: "config",
             detail: e.to_string(),
         })?;
-        if config.version != 1 {
+        if config.version != FORMAT_VERSION {
             return Err(RepoError::Invalid {
                 what: "config",
-                detail: format!("repository version {} is not supported", config.version),
+                detail: format!(
+                    "repository format {} is not supported (this strata reads format {FORMAT_VERSION}; \
+                     format 1 came from pre-release builds: restore with the strata that wrote it)",
+                    config.version
+                ),
             });
         }
         let mut keys = backend.list(Kind::Key)?;
@@ -377,24 +384,46 @@ impl Repository {
             .filter_map(|e| Id::from_hex(&e.name).ok())
             .filter(|id| !idx.has_pack(id) && !skip.contains(id))
             .collect();
-        let found = par::map(&orphans, 8, |id| {
-            self.read_pack_header(id).ok().map(|header| IndexPack {
-                pack_id: *id,
-                header,
-            })
-        });
+        let found = par::map(&orphans, 8, |id| self.index_pack(id).ok());
         Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Builds a pack's index entry from the pack itself: its header, and for
+    /// a tree pack the references of every tree (which only the index
+    /// stores), read by opening the trees.
+    pub fn index_pack(&self, pack_id: &Id) -> Result<IndexPack> {
+        let header = self.read_pack_header(pack_id)?;
+        let mut refs = Vec::new();
+        if header.kind == BlobKind::Tree {
+            let bytes = self.backend.get(Kind::Pack, &pack_id.to_hex())?;
+            for e in &header.entries {
+                let sealed = bytes
+                    .get(e.offset as usize..(e.offset + e.length) as usize)
+                    .ok_or(RepoError::BlobDamaged {
+                        id: e.id,
+                        pack: *pack_id,
+                        detail: "the pack is shorter than its header says".into(),
+                    })?;
+                let plain = open_blob(&self.keys, BlobKind::Tree, &e.id, pack_id, sealed)?;
+                refs.push(tree::refs(&tree::decode(&plain)?));
+            }
+        }
+        Ok(IndexPack {
+            pack_id: *pack_id,
+            header,
+            refs,
+        })
     }
 
     // ---- blobs ----
 
     /// Reads, opens and verifies one blob.
     pub fn read_blob(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
-        let (pack, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
+        let (pack, kind, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
         let sealed =
             self.backend
                 .get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
-        open_blob(&self.keys, e.kind, id, pack, &sealed)
+        open_blob(&self.keys, kind, id, pack, &sealed)
     }
 
     /// Loads and decodes a tree.
@@ -406,54 +435,58 @@ impl Repository {
 /// Collects blobs into packs and uploads full packs; safe to share between threads.
 pub struct PackWriter<'r> {
     repo: &'r Repository,
+    kind: BlobKind,
     target: usize,
-    cur: Mutex<(Vec<u8>, PackHeader)>,
+    cur: Mutex<(Vec<u8>, PackHeader, Vec<Vec<u64>>)>,
     done: Mutex<Vec<IndexPack>>,
     /// Bytes of packs uploaded.
     pub stored: AtomicU64,
 }
 
 impl<'r> PackWriter<'r> {
-    pub fn new(repo: &'r Repository, target: usize) -> PackWriter<'r> {
+    /// A writer of packs of `kind` blobs, each about `target` bytes.
+    pub fn new(repo: &'r Repository, kind: BlobKind, target: usize) -> PackWriter<'r> {
         PackWriter {
             repo,
+            kind,
             target,
-            cur: Mutex::new((Vec::new(), PackHeader::default())),
+            cur: Mutex::new((Vec::new(), PackHeader::new(kind), Vec::new())),
             done: Mutex::new(Vec::new()),
             stored: AtomicU64::new(0),
         }
     }
 
-    /// Adds a sealed blob; uploads the pack (on this thread) when it is full.
-    pub fn add(&self, kind: BlobKind, id: Id, children: Vec<Id>, sealed: &[u8]) -> Result<()> {
+    /// Adds a sealed blob (with a tree's references, [`tree::refs`]); uploads
+    /// the pack (on this thread) when it is full.
+    pub fn add(&self, id: Id, refs: Vec<u64>, sealed: &[u8]) -> Result<()> {
         let full = {
             let mut g = self.cur.lock().unwrap();
-            let (buf, header) = &mut *g;
+            let (buf, header, pack_refs) = &mut *g;
             if buf.capacity() == 0 {
                 // room for the last blob that crosses the target and the header: no reallocation
                 buf.reserve(self.target + (self.target / 4).max(sealed.len()) + (1 << 20));
             }
-            header.entries.push(BlobEntry {
-                kind,
-                id,
-                offset: buf.len() as u32,
-                length: sealed.len() as u32,
-                children,
-            });
+            header.push(id, sealed.len() as u32);
+            if self.kind == BlobKind::Tree {
+                pack_refs.push(refs);
+            }
             buf.extend_from_slice(sealed);
             if buf.len() >= self.target {
-                Some(std::mem::take(&mut *g))
+                Some(std::mem::replace(
+                    &mut *g,
+                    (Vec::new(), PackHeader::new(self.kind), Vec::new()),
+                ))
             } else {
                 None
             }
         };
         match full {
-            Some((buf, header)) => self.upload(buf, header),
+            Some((buf, header, refs)) => self.upload(buf, header, refs),
             None => Ok(()),
         }
     }
 
-    fn upload(&self, mut buf: Vec<u8>, header: PackHeader) -> Result<()> {
+    fn upload(&self, mut buf: Vec<u8>, header: PackHeader, refs: Vec<Vec<u64>>) -> Result<()> {
         pack::finish_pack(&mut buf, &header, &self.repo.keys);
         let id = Id::of_stored(&buf);
         match self.repo.backend.put(Kind::Pack, &id.to_hex(), &buf) {
@@ -464,17 +497,21 @@ impl<'r> PackWriter<'r> {
         self.done.lock().unwrap().push(IndexPack {
             pack_id: id,
             header,
+            refs,
         });
         Ok(())
     }
 
     /// Uploads the partly filled pack, if any.
     pub fn flush(&self) -> Result<()> {
-        let (buf, header) = std::mem::take(&mut *self.cur.lock().unwrap());
+        let (buf, header, refs) = std::mem::replace(
+            &mut *self.cur.lock().unwrap(),
+            (Vec::new(), PackHeader::new(self.kind), Vec::new()),
+        );
         if header.entries.is_empty() {
             return Ok(());
         }
-        self.upload(buf, header)
+        self.upload(buf, header, refs)
     }
 
     /// The packs uploaded so far (and not yet taken).
@@ -525,7 +562,7 @@ pub(crate) fn store_blob(
     sealbuf: &mut Vec<u8>,
     kind: BlobKind,
     data: &[u8],
-    children: Vec<Id>,
+    refs: Vec<u64>,
 ) -> Result<(Id, Option<u64>)> {
     let id = repo.keys.blob_id(data);
     if !known.claim(id) {
@@ -533,7 +570,7 @@ pub(crate) fn store_blob(
     }
     sealbuf.clear();
     comp.seal_blob(&repo.keys, kind, &id, data, sealbuf);
-    writer.add(kind, id, children, sealbuf)?;
+    writer.add(id, refs, sealbuf)?;
     Ok((id, Some(sealbuf.len() as u64)))
 }
 

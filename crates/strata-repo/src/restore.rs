@@ -257,7 +257,8 @@ pub fn restore(
                     let e = entry(b);
                     let sealed = &span[(e.offset as u64 - start) as usize
                         ..(e.offset as u64 - start + e.length as u64) as usize];
-                    let data = opener.open(&repo.keys, e.kind, &e.id, &pack.pack_id, sealed)?;
+                    let data =
+                        opener.open(&repo.keys, pack.header.kind, &e.id, &pack.pack_id, sealed)?;
                     for &(_, _, _, file, offset) in &refs[b.0..b.1] {
                         let file = file as usize;
                         match write_sparse(data, offset, |off, d| write_one(file, off, d)) {

@@ -13,5 +13,7 @@ fuzz_target!(|data: &[u8]| {
     sealed.extend_from_slice(&[0u8; 32]);
     let aad = sealed.clone();
     keys.seal_into(&mut sealed, &aad, data);
-    let _ = Snapshot::decode(&sealed, &keys);
+    if let Ok(s) = Snapshot::decode(&sealed, &keys) {
+        let _ = s.root_node();
+    }
 });

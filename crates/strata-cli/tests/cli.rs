@@ -114,12 +114,19 @@ fn round_trip_keeps_every_file_type_and_metadata() {
     let env = Env::new("roundtrip");
     let src = env.path("src");
     special_tree(&src);
+    // the backed-up directory's own metadata travels too
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o2750)).unwrap();
+    setxattr(&src, "user.root-mark", b"top");
+    let t =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_500_000_000, 123_456_789);
+    std::fs::File::open(&src).unwrap().set_modified(t).unwrap();
     env.init();
     let b = env.backup(&src);
     assert_eq!(b["partial"], false);
     let out = env.path("out");
     env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
     assert_same_tree(&src, &out);
+    assert_same_root(&src, &out);
     // holes stay holes
     let m = std::fs::metadata(out.join("special/sparse")).unwrap();
     assert_eq!(m.len(), 80 << 20);
@@ -153,6 +160,7 @@ fn round_trip_keeps_every_file_type_and_metadata() {
         std::fs::read(src.join("special/hard1")).unwrap()
     );
     assert!(!part.join("d0").exists());
+    assert_same_root(&src.join("special"), &part);
     let inc = env.path("inc");
     env.ok(&[
         "restore",

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::tree::{self, Node, NodeKind};
 use crate::{FormatError, Id, Keys, Result};
 
 const MAGIC: &[u8; 4] = b"STSN";
@@ -51,9 +52,49 @@ pub struct Snapshot {
     #[serde(default)]
     pub summary: Summary,
     pub program: String,
+    /// When one directory was backed up: that directory's own node (mode,
+    /// owner, times, xattrs and ACLs; content = the root tree), as the hex
+    /// of a one-node tree encoding ([`crate::tree`]). Restore applies it to
+    /// the target directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_node: Option<String>,
 }
 
 impl Snapshot {
+    /// Stores `n` as [`root_node`](Self::root_node).
+    pub fn set_root_node(&mut self, n: &Node) {
+        let enc = tree::encode(std::slice::from_ref(n));
+        let mut hex = String::with_capacity(enc.len() * 2);
+        for b in enc {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        self.root_node = Some(hex);
+    }
+
+    /// The backed-up directory's own node, if the snapshot has one.
+    pub fn root_node(&self) -> Result<Option<Node>> {
+        let Some(hex) = &self.root_node else {
+            return Ok(None);
+        };
+        let bad = |detail: &str| FormatError::Invalid {
+            what: "snapshot",
+            field: "root_node",
+            detail: detail.into(),
+        };
+        if hex.len() % 2 != 0 || !hex.is_ascii() {
+            return Err(bad("not hex"));
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad("not hex")))
+            .collect::<Result<Vec<u8>>>()?;
+        let mut nodes = tree::decode(&bytes)?;
+        if nodes.len() != 1 || nodes[0].kind != NodeKind::Dir || nodes[0].content != [self.tree] {
+            return Err(bad("not one directory node naming the snapshot's tree"));
+        }
+        Ok(nodes.pop())
+    }
+
     /// Encodes and seals.
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
         let mut out = Vec::new();
@@ -112,7 +153,18 @@ mod tests {
                 host, username: "root".into(), paths, tags: vec!["t".into()], tree, parent: None,
                 summary: Summary { files, ..Default::default() },
                 program: "strata test".into(),
+                root_node: None,
             };
+            let mut s = s;
+            if files % 2 == 1 {
+                let mut n = Node::new(b"src".to_vec(), NodeKind::Dir);
+                n.mode = (files % 0o7777) as u32;
+                n.xattrs = vec![(b"user.a".to_vec(), vec![1, 2, 3])];
+                n.content = vec![tree];
+                n.sizes = vec![0];
+                s.set_root_node(&n);
+                prop_assert_eq!(s.root_node().unwrap(), Some(n));
+            }
             let enc = s.encode(&k);
             prop_assert_eq!(peek_tree(&enc).unwrap(), tree);
             prop_assert_eq!(Snapshot::decode(&enc, &k).unwrap(), s);
@@ -125,6 +177,16 @@ mod tests {
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let k = MasterKey::generate().keys();
             let _ = Snapshot::decode(&bytes, &k);
+        }
+
+        #[test]
+        fn bad_root_node_is_an_error(hex in "[0-9a-fA-Fx]{0,80}") {
+            let s = Snapshot {
+                time: DateTime::from_timestamp(0, 0).unwrap(),
+                host: "h".into(), username: "u".into(), paths: vec![], tags: vec![], tree: Id([1; 32]), parent: None,
+                summary: Summary::default(), program: "p".into(), root_node: Some(hex),
+            };
+            prop_assert!(s.root_node().is_err());
         }
     }
 }

@@ -465,7 +465,7 @@ pub fn backup(
     };
     progress.start("backup", None, None);
 
-    let (paths, parent, root_nodes) = match source {
+    let (paths, parent, root_nodes, mut root_dir) = match source {
         Source::Paths(paths) => {
             let mut abs = Vec::new();
             for p in &paths {
@@ -481,10 +481,20 @@ pub fn backup(
                 && !std::fs::symlink_metadata(&abs[0])
                     .map(|m| m.is_symlink())
                     .unwrap_or(false);
+            // the backed-up directory's own metadata, applied to the restore target
+            let mut root_dir = None;
             if single_dir {
-                *ctx.root_dev.lock().unwrap() = Some(std::os::unix::fs::MetadataExt::dev(
-                    &std::fs::metadata(&abs[0]).map_err(RepoError::io(&abs[0]))?,
-                ));
+                let m = std::fs::symlink_metadata(&abs[0]).map_err(RepoError::io(&abs[0]))?;
+                *ctx.root_dev.lock().unwrap() = Some(std::os::unix::fs::MetadataExt::dev(&m));
+                let name = abs[0]
+                    .file_name()
+                    .map_or(b"root".to_vec(), |n| n.as_bytes().to_vec());
+                let mut node = fsmeta::node_from_meta(name, &m);
+                match fsmeta::read_xattrs(&abs[0]) {
+                    Ok(x) => node.xattrs = x,
+                    Err(e) => ctx.warn(format!("{}: extended attributes: {e}", abs[0].display())),
+                }
+                root_dir = Some(node);
             }
             let slot = ctx.new_slot();
             let (tx, rx) = sync_channel::<FileJob>(4096);
@@ -525,7 +535,7 @@ pub fn backup(
                 drop(tx);
                 Ok(())
             })?;
-            (names, parent, None)
+            (names, parent, None, root_dir)
         }
         Source::Stream {
             name,
@@ -564,7 +574,7 @@ pub fn backup(
             node.mtime = (t.timestamp(), t.timestamp_subsec_nanos());
             node.content = ids;
             node.sizes = sizes;
-            (vec![format!("/{name}")], None, Some(vec![node]))
+            (vec![format!("/{name}")], None, Some(vec![node]), None)
         }
     };
     if let Some(e) = ctx.first_error.lock().unwrap().take() {
@@ -634,7 +644,7 @@ pub fn backup(
         ctx.data.stored.load(Ordering::Relaxed) + trees.stored.load(Ordering::Relaxed);
     summary.errors = ctx.errors.load(Ordering::Relaxed);
     summary.duration_s = started.elapsed().as_secs_f64();
-    let snapshot = Snapshot {
+    let mut snapshot = Snapshot {
         time: now(),
         host,
         username: crate::repo::username(),
@@ -644,7 +654,13 @@ pub fn backup(
         parent: parent.map(|p| p.0),
         summary,
         program: format!("strata {}", env!("CARGO_PKG_VERSION")),
+        root_node: None,
     };
+    if let Some(n) = root_dir.as_mut() {
+        n.content = vec![root];
+        n.sizes = vec![0];
+        snapshot.set_root_node(n);
+    }
     let id = repo.save_snapshot(&snapshot)?;
     progress.finish();
     drop(lease);

@@ -27,6 +27,11 @@ pub struct RestoreOptions {
     /// Restore only paths matching (or below a match of) one of these.
     pub includes: Vec<Pattern>,
     pub threads: usize,
+    /// The backed-up directory's own node ([`Snapshot::root_node`]): applied
+    /// to `target` itself when the whole snapshot is restored.
+    ///
+    /// [`Snapshot::root_node`]: strata_format::snapshot::Snapshot::root_node
+    pub top: Option<Node>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -56,6 +61,12 @@ pub fn restore(
     // what to restore: a subtree, a single node, or everything
     let single: Option<Node>;
     let mut root = *root;
+    // metadata for `target` itself: the snapshot's directory, or the one `sub` names
+    let mut top = if sub.is_none() {
+        opts.top.clone()
+    } else {
+        None
+    };
     match sub
         .map(|s| resolve(repo, idx, &root, s))
         .transpose()?
@@ -64,6 +75,7 @@ pub fn restore(
         Some(n) if n.kind == NodeKind::Dir => {
             root = n.subtree().expect("dirs have a subtree");
             single = None;
+            top = Some(n);
         }
         Some(n) => single = Some(n),
         None => single = None,
@@ -334,6 +346,11 @@ pub fn restore(
     for it in &dirs {
         if let Err(e) = fsmeta::apply(&it.path, it.node, as_root, created.as_ref()) {
             warn(format!("{}: metadata: {e}", it.path.display()));
+        }
+    }
+    if let Some(t) = &top {
+        if let Err(e) = fsmeta::apply(target, t, as_root, None) {
+            warn(format!("{}: metadata: {e}", target.display()));
         }
     }
     progress.finish();

@@ -54,6 +54,27 @@ pub fn display(prog: &str, args: &[&str]) -> String {
     s
 }
 
+/// Like [`must`], but a failure whose message names the snapshot as taken
+/// becomes [`Error::Exists`], and one naming it as missing [`Error::Gone`]
+/// (zfs and btrfs say so only in their messages).
+fn must_typed(prog: &str, args: &[&str]) -> Result<String> {
+    must(prog, args).map_err(|e| match e {
+        Error::Command { command, message } => {
+            if message.contains("already exists") {
+                Error::Exists { command, message }
+            } else if message.contains("does not exist")
+                || message.contains("could not find")
+                || message.contains("No such file or directory")
+            {
+                Error::Gone { command, message }
+            } else {
+                Error::Command { command, message }
+            }
+        }
+        e => e,
+    })
+}
+
 fn must(prog: &str, args: &[&str]) -> Result<String> {
     let o = run(prog, args)?;
     if !o.ok {
@@ -229,12 +250,12 @@ impl Zfs {
             args.push("-r");
         }
         args.push(&full);
-        must("zfs", &args).map(|_| ())
+        must_typed("zfs", &args).map(|_| ())
     }
 
     pub fn destroy(&self, ds: &str, name: &str) -> Result<()> {
         let full = format!("{ds}@{name}");
-        must("zfs", &["destroy", &full]).map(|_| ())
+        must_typed("zfs", &["destroy", &full]).map(|_| ())
     }
 }
 
@@ -328,12 +349,12 @@ impl Btrfs {
         }
         let target = dir.join(name);
         if target.exists() {
-            return Err(Error::Command {
+            return Err(Error::Exists {
                 command: format!("btrfs subvolume snapshot -r {path} {}", target.display()),
                 message: format!("snapshot {} already exists", target.display()),
             });
         }
-        must(
+        must_typed(
             "btrfs",
             &[
                 "-q",
@@ -349,7 +370,7 @@ impl Btrfs {
 
     pub fn destroy(&self, path: &str, name: &str) -> Result<()> {
         let target = Self::snapdir(path).join(name);
-        must(
+        must_typed(
             "btrfs",
             &["-q", "subvolume", "delete", &target.to_string_lossy()],
         )

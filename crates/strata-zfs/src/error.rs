@@ -43,6 +43,12 @@ pub enum Error {
     /// A zfs/btrfs/zpool command could not run or failed.
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },
+    /// `zfs snapshot`/`btrfs subvolume snapshot` found the name taken.
+    #[error("`{command}` failed: {message}")]
+    Exists { command: String, message: String },
+    /// `zfs destroy`/`btrfs subvolume delete` found no such snapshot.
+    #[error("`{command}` failed: {message}")]
+    Gone { command: String, message: String },
     #[error("invalid dataset name {name:?}: {why}")]
     BadName { name: String, why: &'static str },
     #[error("{path}: {source}")]

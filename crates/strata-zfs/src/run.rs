@@ -469,12 +469,12 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
                 .snapshot(&path, name, recursive)
                 .map(|_| name.clone());
             if let Err(e) = &made {
-                if due.handle_dst && e.to_string().contains("already exists") {
+                if due.handle_dst && matches!(e, Error::Exists { .. }) {
                     let i = name.rfind('_').unwrap_or(name.len());
                     let dst = format!("{}dst{}", &name[..i], &name[i..]);
                     c.verbose(&format!("taking dst snapshot {path}@{dst}{extra}"));
                     made = drivers.snapshot(&path, &dst, recursive).map(|_| dst);
-                } else if e.to_string().contains("already exists") {
+                } else if matches!(e, Error::Exists { .. }) {
                     // Taken by a run that was killed after starting `zfs
                     // snapshot` (or a concurrent one): the snapshot we want is there.
                     c.verbose(&format!("{path}@{name} already exists"));
@@ -514,13 +514,6 @@ fn take(cfg: &Config, snaps: &mut Snaps, drivers: &Drivers, c: &mut Ctx, out: &m
         }
     }
     update_cache(c.o, &added, &[]);
-}
-
-fn is_gone(e: &Error) -> bool {
-    let m = e.to_string();
-    m.contains("does not exist")
-        || m.contains("could not find")
-        || m.contains("No such file or directory")
 }
 
 fn prune_deferred(d: &DatasetConfig, drivers: &Drivers) -> Result<bool> {
@@ -605,7 +598,7 @@ fn prune(
             let destroyed = match drivers.destroy(&path, &snap) {
                 // Already gone (a killed run's `zfs destroy` finished, or
                 // another tool pruned it): the goal is reached.
-                Err(e) if is_gone(&e) => {
+                Err(Error::Gone { .. }) => {
                     c.verbose(&format!("INFO: {full} is already gone"));
                     Ok(())
                 }

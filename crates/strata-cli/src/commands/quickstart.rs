@@ -163,7 +163,10 @@ pub fn run(g: &Global, c: Quickstart) -> Result<u8> {
         &snap.tree,
         None,
         &target,
-        &RestoreOptions::default(),
+        &RestoreOptions {
+            top: snap.root_node()?,
+            ..Default::default()
+        },
         &term,
     )?;
     say(format!("restored {} files, {}", st.files, bytes(st.bytes)));

@@ -55,6 +55,7 @@ pub fn run(g: &Global, c: Restore) -> Result<u8> {
         &RestoreOptions {
             includes,
             threads: c.threads,
+            top: snap.root_node()?,
         },
         &term,
     )?;

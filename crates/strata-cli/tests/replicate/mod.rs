@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::snapshot::{must, sh, Btrfs, Clock, Pool};
+use crate::snapshot::{must, sh, snap_cmd, Btrfs, Clock, Pool};
 use crate::util::Env;
 
 /// sshd on 127.0.0.1:<free port>, root login with a throwaway key only.
@@ -245,23 +245,7 @@ fn seed_daily_backup_over_ssh() {
             write_into(&env, &format!("{}/usr/home", src.name), "new", 2, extra);
         }
         clock.set(&format!("{day} 00:00:00"));
-        ok(clock
-            .strata()
-            .args([
-                "snapshot",
-                "--cron",
-                "--quiet",
-                "--configdir",
-                conf.to_str().unwrap(),
-            ])
-            .args([
-                "--cache-dir",
-                env.path("cache").to_str().unwrap(),
-                "--run-dir",
-                env.path("run").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap());
+        ok(snap_cmd(&clock, &env, &conf, &["--cron", "--quiet"]));
         clock.set(&format!("{day} 04:00:00"));
         let out = ok(Command::new("sh")
             .arg(&script)
@@ -604,23 +588,7 @@ fn btrfs_incremental_local_and_over_ssh() {
     let snap_day = |day: &str, content: &[u8]| {
         std::fs::write(Path::new(&home).join("file"), content).unwrap();
         clock.set(&format!("{day} 00:00:00"));
-        ok(clock
-            .strata()
-            .args([
-                "snapshot",
-                "--cron",
-                "--quiet",
-                "--configdir",
-                conf.to_str().unwrap(),
-            ])
-            .args([
-                "--cache-dir",
-                env.path("cache").to_str().unwrap(),
-                "--run-dir",
-                env.path("run").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap());
+        ok(snap_cmd(&clock, &env, &conf, &["--cron", "--quiet"]));
     };
     snap_day("2027-08-01", &crate::util::bytes(1, 2 << 20));
     snap_day("2027-08-02", b"day two");

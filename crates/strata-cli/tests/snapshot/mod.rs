@@ -497,7 +497,8 @@ fn conf_dir(env: &Env, name: &str, conf: &str) -> PathBuf {
     d
 }
 
-fn snap_cmd(clock: &Clock, env: &Env, dir: &Path, args: &[&str]) -> Output {
+/// `strata snapshot ARGS --configdir DIR` with the test's cache and run dirs.
+pub fn snap_cmd(clock: &Clock, env: &Env, dir: &Path, args: &[&str]) -> Output {
     clock
         .strata()
         .arg("snapshot")

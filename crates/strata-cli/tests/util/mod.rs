@@ -271,6 +271,26 @@ pub fn tree_meta(root: &Path) -> BTreeMap<String, Meta> {
     out
 }
 
+/// Asserts that two directories themselves (not their entries) have the same
+/// mode, owner, mtime and extended attributes.
+pub fn assert_same_root(a: &Path, b: &Path) {
+    let (ma, mb) = (
+        std::fs::symlink_metadata(a).unwrap(),
+        std::fs::symlink_metadata(b).unwrap(),
+    );
+    let m = |m: &std::fs::Metadata, p: &Path| {
+        (
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            m.mtime_nsec(),
+            xattrs(p),
+        )
+    };
+    assert_eq!(m(&ma, a), m(&mb, b), "{} vs {}", a.display(), b.display());
+}
+
 /// Asserts two trees are equal in content and metadata, listing differences.
 pub fn assert_same_tree(a: &Path, b: &Path) {
     let (ma, mb) = (tree_meta(a), tree_meta(b));

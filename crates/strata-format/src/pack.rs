@@ -182,12 +182,18 @@ impl PackHeader {
     }
 }
 
+/// What follows a pack's blobs: the header, its length and the magic.
+pub fn trailer(header: &PackHeader, keys: &Keys) -> Vec<u8> {
+    let mut t = header.encode(keys);
+    let n = t.len() as u32;
+    t.extend_from_slice(&n.to_le_bytes());
+    t.extend_from_slice(PACK_MAGIC);
+    t
+}
+
 /// Appends the header and the tail to a pack's blob bytes.
 pub fn finish_pack(blobs: &mut Vec<u8>, header: &PackHeader, keys: &Keys) {
-    let h = header.encode(keys);
-    blobs.extend_from_slice(&h);
-    blobs.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    blobs.extend_from_slice(PACK_MAGIC);
+    blobs.extend_from_slice(&trailer(header, keys));
 }
 
 /// Reads the header length from the last [`TAIL_LEN`] bytes of a pack.

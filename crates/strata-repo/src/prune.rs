@@ -178,6 +178,8 @@ pub fn prune(
 
     // announce, then wait for older writers
     let _lease = Lease::acquire(repo.backend.clone(), "prune")?;
+    // objects a killed writer was still writing (no writer takes a day per pack)
+    repo.backend.clean_staging(Duration::from_secs(24 * 3600))?;
     let mut all_doomed = doomed.clone();
     all_doomed.extend(&orphans);
     let record = Pending::new(dead.clone(), all_doomed);

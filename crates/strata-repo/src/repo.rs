@@ -11,7 +11,7 @@ use strata_format::keyfile::{Kdf, KeyFile};
 use strata_format::pack::{self, BlobKind, PackHeader};
 use strata_format::snapshot::Snapshot;
 use strata_format::{index, tree, FormatError, Id, Keys, MasterKey};
-use strata_store::{Backend, Kind, StoreError};
+use strata_store::{Backend, Kind, Staged, StoreError};
 
 use crate::blob::{open_blob, Compressor};
 use crate::chunker::{Chunker, ChunkerParams};
@@ -432,14 +432,25 @@ impl Repository {
     }
 }
 
-/// Collects blobs into packs and uploads full packs; safe to share between threads.
+/// A pack being written: blobs go straight to the backend's staging area
+/// (a temporary file for a local repository), so a writer holds headers,
+/// not pack contents, in memory.
+struct OpenPack {
+    staged: Staged,
+    header: PackHeader,
+    refs: Vec<Vec<u64>>,
+    /// BLAKE3 of the bytes so far: the pack's name once complete.
+    hash: blake3::Hasher,
+}
+
+/// Collects blobs into packs and stores full packs; safe to share between threads.
 pub struct PackWriter<'r> {
     repo: &'r Repository,
     kind: BlobKind,
-    target: usize,
-    cur: Mutex<(Vec<u8>, PackHeader, Vec<Vec<u64>>)>,
+    target: u64,
+    cur: Mutex<Option<OpenPack>>,
     done: Mutex<Vec<IndexPack>>,
-    /// Bytes of packs uploaded.
+    /// Bytes of packs stored.
     pub stored: AtomicU64,
 }
 
@@ -449,72 +460,77 @@ impl<'r> PackWriter<'r> {
         PackWriter {
             repo,
             kind,
-            target,
-            cur: Mutex::new((Vec::new(), PackHeader::new(kind), Vec::new())),
+            target: target as u64,
+            cur: Mutex::new(None),
             done: Mutex::new(Vec::new()),
             stored: AtomicU64::new(0),
         }
     }
 
-    /// Adds a sealed blob (with a tree's references, [`tree::refs`]); uploads
+    /// Adds a sealed blob (with a tree's references, [`tree::refs`]); stores
     /// the pack (on this thread) when it is full.
     pub fn add(&self, id: Id, refs: Vec<u64>, sealed: &[u8]) -> Result<()> {
         let full = {
             let mut g = self.cur.lock().unwrap();
-            let (buf, header, pack_refs) = &mut *g;
-            if buf.capacity() == 0 {
-                // room for the last blob that crosses the target and the header: no reallocation
-                buf.reserve(self.target + (self.target / 4).max(sealed.len()) + (1 << 20));
+            if g.is_none() {
+                *g = Some(OpenPack {
+                    staged: self.repo.backend.stage()?,
+                    header: PackHeader::new(self.kind),
+                    refs: Vec::new(),
+                    hash: blake3::Hasher::new(),
+                });
             }
-            header.push(id, sealed.len() as u32);
+            let p = g.as_mut().unwrap();
+            p.staged.write(sealed)?;
+            p.hash.update(sealed);
+            p.header.push(id, sealed.len() as u32);
             if self.kind == BlobKind::Tree {
-                pack_refs.push(refs);
+                p.refs.push(refs);
             }
-            buf.extend_from_slice(sealed);
-            if buf.len() >= self.target {
-                Some(std::mem::replace(
-                    &mut *g,
-                    (Vec::new(), PackHeader::new(self.kind), Vec::new()),
-                ))
+            if p.staged.len() >= self.target {
+                g.take()
             } else {
                 None
             }
         };
         match full {
-            Some((buf, header, refs)) => self.upload(buf, header, refs),
+            Some(p) => self.store(p),
             None => Ok(()),
         }
     }
 
-    fn upload(&self, mut buf: Vec<u8>, header: PackHeader, refs: Vec<Vec<u64>>) -> Result<()> {
-        pack::finish_pack(&mut buf, &header, &self.repo.keys);
-        let id = Id::of_stored(&buf);
-        match self.repo.backend.put(Kind::Pack, &id.to_hex(), &buf) {
+    fn store(&self, mut p: OpenPack) -> Result<()> {
+        let t = pack::trailer(&p.header, &self.repo.keys);
+        p.staged.write(&t)?;
+        p.hash.update(&t);
+        let id = Id(*p.hash.finalize().as_bytes());
+        let len = p.staged.len();
+        match self
+            .repo
+            .backend
+            .put_staged(Kind::Pack, &id.to_hex(), p.staged)
+        {
             Ok(()) | Err(StoreError::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        self.stored.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.stored.fetch_add(len, Ordering::Relaxed);
         self.done.lock().unwrap().push(IndexPack {
             pack_id: id,
-            header,
-            refs,
+            header: p.header,
+            refs: p.refs,
         });
         Ok(())
     }
 
-    /// Uploads the partly filled pack, if any.
+    /// Stores the partly filled pack, if any.
     pub fn flush(&self) -> Result<()> {
-        let (buf, header, refs) = std::mem::replace(
-            &mut *self.cur.lock().unwrap(),
-            (Vec::new(), PackHeader::new(self.kind), Vec::new()),
-        );
-        if header.entries.is_empty() {
-            return Ok(());
+        match self.cur.lock().unwrap().take() {
+            Some(p) if !p.header.entries.is_empty() => self.store(p),
+            _ => Ok(()),
         }
-        self.upload(buf, header, refs)
     }
 
-    /// The packs uploaded so far (and not yet taken).
+    /// The packs stored so far (and not yet taken).
     pub fn take_done(&self) -> Vec<IndexPack> {
         std::mem::take(&mut *self.done.lock().unwrap())
     }

@@ -10,6 +10,8 @@
 //!   directory fsynced). It never replaces an existing object: putting a name
 //!   that exists returns [`StoreError::Exists`]. A reader never sees a partial
 //!   object.
+//! - [`Backend::stage`] + [`Backend::put_staged`] is `put` for an object
+//!   written in pieces (packs), so a writer need not hold it in memory.
 //! - [`Backend::replace`] is `put` that may replace (only for `Lease` objects).
 //! - [`Backend::delete`] of a missing object succeeds.
 //! - [`Backend::list`] reflects every completed `put` and `delete`.
@@ -91,6 +93,57 @@ pub struct Entry {
     pub mtime: i64,
 }
 
+/// An object being written piece by piece, not yet visible under any name.
+pub enum Staged {
+    /// Held in memory (backends without a local staging area).
+    Mem(Vec<u8>),
+    /// A temporary file of the backend (local: under `tmp/`).
+    File {
+        path: std::path::PathBuf,
+        file: std::fs::File,
+        len: u64,
+    },
+}
+
+impl Staged {
+    /// Appends bytes.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            Staged::Mem(v) => v.extend_from_slice(data),
+            Staged::File { path, file, len } => {
+                std::io::Write::write_all(file, data).map_err(|source| StoreError::Io {
+                    op: "write",
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                *len += data.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        match self {
+            Staged::Mem(v) => v.len() as u64,
+            Staged::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Staged::File { path, .. } = self {
+            // never named (an error, or a writer that gave up): nothing to keep
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A place that stores repository objects.
 pub trait Backend: Send + Sync {
     /// A human-readable location (for messages).
@@ -98,6 +151,28 @@ pub trait Backend: Send + Sync {
     /// Creates the layout of an empty repository; fails if `config` exists.
     fn create(&self) -> Result<()>;
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+    /// Starts an object to be written in pieces and stored by [`put_staged`](Self::put_staged).
+    fn stage(&self) -> Result<Staged> {
+        Ok(Staged::Mem(Vec::new()))
+    }
+    /// Stores a staged object under `name`, with `put`'s guarantees.
+    fn put_staged(&self, kind: Kind, name: &str, mut staged: Staged) -> Result<()> {
+        match &mut staged {
+            Staged::Mem(v) => self.put(kind, name, v),
+            Staged::File { path, .. } => {
+                let data = std::fs::read(&*path).map_err(|source| StoreError::Io {
+                    op: "read",
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                self.put(kind, name, &data)
+            }
+        }
+    }
+    /// Removes staging leftovers older than `age` (writers killed mid-object); returns how many.
+    fn clean_staging(&self, _age: std::time::Duration) -> Result<usize> {
+        Ok(0)
+    }
     fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;

@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::{check_name, Backend, Entry, Kind, Result, StoreError};
+use crate::{check_name, Backend, Entry, Kind, Result, Staged, StoreError};
 
 /// Objects as files under a root directory:
 /// `config`, `keys/<id>`, `snapshots/<id>`, `index/<id>`, `data/<id[0..2]>/<id>`,
@@ -64,16 +64,38 @@ impl LocalBackend {
         Ok(p)
     }
 
-    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
+    fn create_tmp(&self) -> Result<(PathBuf, File)> {
         let mut r = [0u8; 12];
         getrandom::getrandom(&mut r).expect("the OS random source failed");
         let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let tmp = self.root.join("tmp").join(name);
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(io("create", &tmp))?;
+        Ok((tmp, f))
+    }
+
+    /// Links a complete, fsynced temporary file into place (create-only).
+    fn link_into_place(&self, tmp: &Path, kind: Kind, name: &str) -> Result<()> {
+        let dst = self.path(kind, name)?;
+        self.ensure_parent(&dst)?;
+        // link() fails if the destination exists: create-only, atomic.
+        let r = fs::hard_link(tmp, &dst);
+        let _ = fs::remove_file(tmp);
+        match r {
+            Ok(()) => self.sync_dir(dst.parent().unwrap()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Exists {
+                kind,
+                name: name.into(),
+            }),
+            Err(e) => Err(io("link", &dst)(e)),
+        }
+    }
+
+    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
+        let (tmp, mut f) = self.create_tmp()?;
         f.write_all(data).map_err(io("write", &tmp))?;
         if self.sync {
             f.sync_data().map_err(io("fsync", &tmp))?;
@@ -122,20 +144,46 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
-        let dst = self.path(kind, name)?;
-        self.ensure_parent(&dst)?;
+        self.path(kind, name)?;
         let tmp = self.write_tmp(data)?;
-        // link() fails if the destination exists: create-only, atomic.
-        let r = fs::hard_link(&tmp, &dst);
-        let _ = fs::remove_file(&tmp);
-        match r {
-            Ok(()) => self.sync_dir(dst.parent().unwrap()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Exists {
-                kind,
-                name: name.into(),
-            }),
-            Err(e) => Err(io("link", &dst)(e)),
+        self.link_into_place(&tmp, kind, name)
+    }
+
+    fn stage(&self) -> Result<Staged> {
+        let (path, file) = self.create_tmp()?;
+        Ok(Staged::File { path, file, len: 0 })
+    }
+
+    fn put_staged(&self, kind: Kind, name: &str, mut staged: Staged) -> Result<()> {
+        self.path(kind, name)?;
+        match &mut staged {
+            Staged::Mem(v) => self.put(kind, name, v),
+            Staged::File { path, file, .. } => {
+                if self.sync {
+                    file.sync_data().map_err(io("fsync", path))?;
+                }
+                // the link removes the temporary name; Drop then finds nothing to remove
+                self.link_into_place(path, kind, name)
+            }
         }
+    }
+
+    fn clean_staging(&self, age: std::time::Duration) -> Result<usize> {
+        let dir = self.root.join("tmp");
+        let now = std::time::SystemTime::now();
+        let mut n = 0;
+        for e in fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let e = e.map_err(io("list", &dir))?;
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() > age)
+                .unwrap_or(false);
+            if old && fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
@@ -291,6 +339,49 @@ mod tests {
             fs::read_dir(d.join("tmp")).unwrap().next().is_none(),
             "no temporaries left"
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn staged_objects_appear_whole_and_leftovers_are_cleaned() {
+        let d = tmpdir("staged");
+        let b = LocalBackend::new(&d);
+        b.create().unwrap();
+        let mut st = b.stage().unwrap();
+        st.write(b"hello ").unwrap();
+        st.write(b"world").unwrap();
+        assert_eq!(st.len(), 11);
+        // not visible before it is named
+        assert!(b.list(Kind::Pack).unwrap().is_empty());
+        b.put_staged(Kind::Pack, "aa11", st).unwrap();
+        assert_eq!(b.get(Kind::Pack, "aa11").unwrap(), b"hello world");
+        // create-only, like put; the loser's temporary goes away
+        let mut st = b.stage().unwrap();
+        st.write(b"other").unwrap();
+        assert!(matches!(
+            b.put_staged(Kind::Pack, "aa11", st),
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(b.get(Kind::Pack, "aa11").unwrap(), b"hello world");
+        // an abandoned object leaves nothing
+        let mut st = b.stage().unwrap();
+        st.write(b"abandoned").unwrap();
+        drop(st);
+        assert!(fs::read_dir(d.join("tmp")).unwrap().next().is_none());
+        // a killed writer's leftover is removed once old enough, not before
+        let hour = std::time::Duration::from_secs(3600);
+        let left = d.join("tmp").join("0123");
+        fs::write(&left, b"x").unwrap();
+        assert_eq!(b.clean_staging(hour).unwrap(), 0);
+        assert!(left.exists());
+        File::options()
+            .write(true)
+            .open(&left)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - 2 * hour)
+            .unwrap();
+        assert_eq!(b.clean_staging(hour).unwrap(), 1);
+        assert!(!left.exists());
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -97,3 +97,24 @@ impl Put for Vec<u8> {
         self.extend_from_slice(&v.0)
     }
 }
+
+/// Splits `bytes` into its body and trailing 32-byte MAC and, with `keys`,
+/// verifies the MAC; the body comes back for decoding either way (a keyless
+/// reader still checks the structure).
+pub fn mac_body<'a>(
+    bytes: &'a [u8],
+    keys: Option<&crate::Keys>,
+    what: &'static str,
+) -> Result<&'a [u8]> {
+    if bytes.len() < 32 {
+        return Err(crate::FormatError::Truncated {
+            what,
+            needed: 32 - bytes.len(),
+        });
+    }
+    let (body, mac) = bytes.split_at(bytes.len() - 32);
+    if let Some(k) = keys {
+        k.verify_mac(body, mac, what)?;
+    }
+    Ok(body)
+}

@@ -14,7 +14,7 @@
 //! only keep an unreferenced blob alive, never let a referenced one go.
 //! The final MAC (keyed BLAKE3, `mac` subkey) covers everything before it.
 
-use crate::codec::{Put, Reader};
+use crate::codec::{mac_body, Put, Reader};
 use crate::pack::{BlobKind, PackHeader};
 use crate::{FormatError, Id, Keys, Result};
 
@@ -89,16 +89,7 @@ pub fn encode(packs: &[IndexPack], keys: &Keys) -> Vec<u8> {
 /// Decodes an index file; with `keys` the MAC is verified.
 pub fn decode(bytes: &[u8], keys: Option<&Keys>) -> Result<Vec<IndexPack>> {
     const W: &str = "index";
-    if bytes.len() < 32 {
-        return Err(FormatError::Truncated {
-            what: W,
-            needed: 32 - bytes.len(),
-        });
-    }
-    let (body, mac) = bytes.split_at(bytes.len() - 32);
-    if let Some(k) = keys {
-        k.verify_mac(body, mac, W)?;
-    }
+    let body = mac_body(bytes, keys, W)?;
     let mut r = Reader::new(body, W);
     if r.bytes(4)? != MAGIC || r.u8()? != VERSION {
         return Err(FormatError::BadMagic { what: W });

@@ -11,7 +11,7 @@
 //! every header byte before it. A blob's plaintext starts with a one-byte
 //! framing flag: 0 raw, 1 zstd. A pack holds blobs of one kind.
 
-use crate::codec::{Put, Reader};
+use crate::codec::{mac_body, Put, Reader};
 use crate::{FormatError, Id, Keys, Result};
 
 /// Magic at the very end of every pack file.
@@ -147,16 +147,7 @@ impl PackHeader {
     /// structure is still checked (a keyless server reads headers this way).
     pub fn decode(bytes: &[u8], keys: Option<&Keys>) -> Result<PackHeader> {
         const W: &str = "pack header";
-        if bytes.len() < 32 {
-            return Err(FormatError::Truncated {
-                what: W,
-                needed: 32 - bytes.len(),
-            });
-        }
-        let (body, mac) = bytes.split_at(bytes.len() - 32);
-        if let Some(k) = keys {
-            k.verify_mac(body, mac, W)?;
-        }
+        let body = mac_body(bytes, keys, W)?;
         let mut r = Reader::new(body, W);
         if r.bytes(4)? != HEADER_MAGIC || r.u8()? != VERSION {
             return Err(FormatError::BadMagic { what: W });

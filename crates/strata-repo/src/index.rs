@@ -161,11 +161,12 @@ impl MemIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use strata_format::pack::PackHeader;
 
-    fn id(prefix: u64, tail: u8) -> Id {
+    /// An ID with a chosen [`Id::prefix`] (to make prefixes collide) and filler byte.
+    pub(crate) fn id(prefix: u64, tail: u8) -> Id {
         let mut b = [tail; 32];
         b[..8].copy_from_slice(&prefix.to_le_bytes());
         Id(b)

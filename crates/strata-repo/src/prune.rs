@@ -298,13 +298,8 @@ pub fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::tests::id;
     use strata_format::pack::PackHeader;
-
-    fn id(prefix: u64, tail: u8) -> Id {
-        let mut b = [tail; 32];
-        b[..8].copy_from_slice(&prefix.to_le_bytes());
-        Id(b)
-    }
 
     fn pack(n: u8, kind: BlobKind, blobs: &[(Id, Vec<u64>)]) -> IndexPack {
         let mut header = PackHeader::new(kind);

@@ -2,6 +2,7 @@
 
 mod monitor;
 mod replicate;
+mod safety;
 mod snapshot;
 mod util;
 

@@ -8,7 +8,7 @@
 //! unchanged directory hashes to the parent's tree ID and costs nothing),
 //! then the index is written, then the snapshot: pack → index → snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -432,7 +432,26 @@ pub fn backup(
     // after the lease: anything a prune announced is off limits
     let (_, dropped_blobs, dropped_packs) = load_pending(&*repo.backend)?;
     let mut idx = repo.load_index()?;
-    let orphans = repo.find_orphans(&idx, &dropped_packs)?;
+    let listed = repo.list_packs()?;
+    // Indexed packs that storage lacks (a repository hit by a writer that
+    // committed after a prune removed its packs): never deduplicate against
+    // them, so this backup stores their blobs again instead of spreading the hole.
+    let missing: HashSet<Id> = idx
+        .packs
+        .iter()
+        .map(|p| p.pack_id)
+        .filter(|id| !listed.contains_key(id) && !dropped_packs.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        progress.warn(&format!(
+            "the index names {} pack(s) that storage does not have (first: {}); their blobs are stored again. \
+             Run `strata check` to see which snapshots are affected and `strata repair index` to mend the index",
+            missing.len(),
+            missing.iter().next().expect("not empty").short()
+        ));
+    }
+    let orphans = repo.find_orphans(&listed, &idx, &dropped_packs)?;
+    drop(listed);
     if !orphans.is_empty() {
         progress.info(&format!(
             "adopting {} pack(s) left by an interrupted backup",
@@ -450,7 +469,7 @@ pub fn backup(
     };
     let ctx = Ctx {
         repo,
-        known: Known::new(&idx, &dropped_blobs),
+        known: Known::new(&idx, &dropped_blobs, &missing),
         data: PackWriter::new(repo, BlobKind::Data, repo.config.pack_size as usize),
         chunker: repo.chunker(),
         progress,
@@ -637,10 +656,16 @@ pub fn backup(
     let mut packs = ctx.data.take_done();
     packs.extend(trees.take_done());
     packs.extend(orphans);
+    // Before the index: the lease was kept fresh and still exists, and every
+    // pack to be indexed is still in storage (a prune that judged this run
+    // abandoned would have removed them as unindexed).
+    lease.confirm()?;
+    confirm_packs(repo, &packs)?;
     if !packs.is_empty() {
         repo.write_index(&packs)?;
     }
-    lease.check()?;
+    // and again before the snapshot
+    lease.confirm()?;
     summary.files_read = ctx.files_read.load(Ordering::Relaxed);
     summary.bytes_read = ctx.bytes_read.load(Ordering::Relaxed);
     summary.blobs_added += ctx.blobs_added.load(Ordering::Relaxed);
@@ -674,6 +699,26 @@ pub fn backup(
         errors: snapshot.summary.errors,
         snapshot,
     })
+}
+
+/// Fails unless every pack in `packs` is in storage.
+fn confirm_packs(repo: &Repository, packs: &[strata_format::index::IndexPack]) -> Result<()> {
+    if packs.is_empty() {
+        return Ok(());
+    }
+    let listed = repo.list_packs()?;
+    let gone: Vec<Id> = packs
+        .iter()
+        .map(|p| p.pack_id)
+        .filter(|id| !listed.contains_key(id))
+        .collect();
+    match gone.first() {
+        Some(first) => Err(RepoError::PacksGone {
+            count: gone.len(),
+            first: *first,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The top-level entries of a multi-path backup: each path under its own name.

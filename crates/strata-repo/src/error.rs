@@ -39,8 +39,10 @@ pub enum RepoError {
     Invalid { what: &'static str, detail: String },
     #[error("command {program:?} failed: {detail}; no snapshot was written")]
     CommandFailed { program: String, detail: String },
-    #[error("this writer's lease expired (it was not refreshed for {secs} s), so a prune may have removed data it relies on; no snapshot was written\nhint: run the backup again")]
-    LeaseExpired { secs: i64 },
+    #[error("refusing to commit: {detail}, so a prune elsewhere may have removed data this run relies on; no snapshot was written\nhint: run it again (nothing committed was lost; a new backup stores again whatever is missing)")]
+    LeaseExpired { detail: String },
+    #[error("refusing to commit: {count} pack(s) this run wrote or adopted are gone from storage (first: {first}); no snapshot was written\nhint: run it again; `strata check` tells whether anything committed is affected")]
+    PacksGone { count: usize, first: Id },
     #[error("the repository check found {0} problem(s)")]
     CheckFailed(usize),
 }

@@ -1,22 +1,34 @@
-//! Writer leases and prune announcements: how prune and concurrent backups
-//! stay out of each other's way without a repository lock.
+//! Leases and prune announcements: how prune, backups, restores and checks
+//! stay out of each other's way without a repository lock, without
+//! synchronized clocks and without unique hostnames.
 //!
-//! Protocol (see ARCHITECTURE.md, "Concurrency"):
-//! 1. A writer puts `leases/<random>` before it reads anything, and rewrites
-//!    it every [`refresh_secs`]; a lease not refreshed for [`LEASE_TTL`] is stale.
-//! 2. Prune puts `pending/<id>` listing the blobs and packs it intends to drop,
-//!    and only then lists leases.
+//! Protocol (see ARCHITECTURE.md, "Concurrency", and docs/format.md, "Leases"):
+//! 1. An operation puts `leases/<lease>-<seq>` (seq 0) before it reads
+//!    anything. A renewal is a new object `<lease>-<seq+1>`, put before the
+//!    previous one is deleted, so a listing always shows at least one object
+//!    of a live lease. No lease object is ever replaced.
+//! 2. Prune puts `pending/<id>` listing the blobs and packs it intends to
+//!    drop, and only then lists leases. Every lease in that listing may have
+//!    missed the record: prune waits until each of them has ended.
 //! 3. A writer reads every pending record after putting its lease and never
-//!    deduplicates against, or adopts, anything listed there.
-//! 4. Prune deletes only after every live lease older than its record has
-//!    ended, and after marking again from the snapshots that exist then.
-//!    Either prune sees the writer's lease, or the writer sees the record.
-//! 5. A writer whose own lease went stale (it could not refresh it) refuses
-//!    to commit its snapshot.
+//!    deduplicates against, or adopts, anything listed there. Either prune's
+//!    listing shows the writer's lease, or the writer sees the record.
+//! 4. Staleness is judged by the observer alone, on its own clock: a lease
+//!    whose newest sequence number has not changed for [`ttl`] as the
+//!    observer measures it (CLOCK_BOOTTIME, which counts suspend) is
+//!    abandoned. Observations are kept in a local cache between runs, keyed by
+//!    the observer's boot. A lease is ended at once only when its machine ID,
+//!    boot ID and PID namespace all equal the observer's and its process
+//!    (PID plus start time) is gone.
+//! 5. A writer measures the gaps between its own renewals on the same kind of
+//!    clock; once a gap reaches [`writer_margin`] (half the TTL) or it finds
+//!    its lease deleted, it refuses to commit. It checks before its index and
+//!    again before its snapshot, and confirms that its lease object and the
+//!    packs it indexes still exist.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,25 +37,138 @@ use strata_store::{Backend, Kind, StoreError};
 
 use crate::error::{RepoError, Result};
 
-/// A lease not refreshed for this long is considered abandoned.
-pub const LEASE_TTL: i64 = 30 * 60;
-
-/// How often a lease is refreshed (overridable for tests).
-pub fn refresh_secs() -> u64 {
-    std::env::var("STRATA_TESTING_LEASE_REFRESH")
+/// A lease whose newest object has not changed for this long (as an observer
+/// measures it) is abandoned: 30 minutes. `STRATA_TESTING_LEASE_TTL` (seconds)
+/// shortens it for tests only; never set it on a real repository.
+pub fn ttl() -> Duration {
+    std::env::var("STRATA_TESTING_LEASE_TTL")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30 * 60))
 }
 
+/// How often a lease is renewed: a thirtieth of the TTL (60 s by default).
+pub fn refresh_every() -> Duration {
+    ttl() / 30
+}
+
+/// The longest renewal gap a writer accepts before it refuses to commit: half the TTL.
+pub fn writer_margin() -> Duration {
+    ttl() / 2
+}
+
+/// Seconds on this machine's clock that keeps counting while the system is
+/// suspended (CLOCK_BOOTTIME on Linux; CLOCK_MONOTONIC elsewhere) and never
+/// jumps with wall-clock changes.
+pub fn boot_clock() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    #[cfg(target_os = "linux")]
+    let clock = libc::CLOCK_BOOTTIME;
+    #[cfg(not(target_os = "linux"))]
+    let clock = libc::CLOCK_MONOTONIC;
+    // SAFETY: ts is a valid timespec; the clock ID exists on this platform.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Who holds a lease, as far as another process can check it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `/etc/machine-id` (or the D-Bus copy, or FreeBSD's `/etc/hostid`).
+    pub machine_id: Option<String>,
+    /// The kernel's boot ID (Linux: `/proc/sys/kernel/random/boot_id`).
+    pub boot_id: Option<String>,
+    /// The inode of `/proc/self/ns/pid`: which PID namespace `pid` belongs to.
+    pub pid_ns: Option<u64>,
+}
+
+fn read_trim(p: &str) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl Identity {
+    /// This process's identity.
+    pub fn current() -> Identity {
+        let machine_id = read_trim("/etc/machine-id")
+            .or_else(|| read_trim("/var/lib/dbus/machine-id"))
+            .or_else(|| read_trim("/etc/hostid"));
+        #[cfg(target_os = "linux")]
+        let (boot_id, pid_ns) = (
+            read_trim("/proc/sys/kernel/random/boot_id"),
+            std::fs::metadata("/proc/self/ns/pid")
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
+        );
+        #[cfg(not(target_os = "linux"))]
+        let (boot_id, pid_ns) = (None, None);
+        Identity {
+            machine_id,
+            boot_id,
+            pid_ns,
+        }
+    }
+
+    /// True when a PID recorded under `other` names a process this one can
+    /// see: same machine, same boot, same PID namespace, all known.
+    pub fn can_check_pid_of(&self, other: &Identity) -> bool {
+        self.machine_id.is_some()
+            && self.boot_id.is_some()
+            && self.pid_ns.is_some()
+            && self == other
+    }
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), which tells a reused PID from the original process.
+fn process_start(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may contain spaces and parentheses
+    let rest = &s[s.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The content of a lease object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeaseInfo {
+    /// For messages only; never used to decide liveness.
     pub host: String,
     pub pid: u32,
     pub operation: String,
-    /// Unix seconds (sub-second precision as a float) of the lease's creation.
+    /// The holder's wall clock at creation (Unix seconds), for messages only.
     pub started: f64,
-    pub refreshed: f64,
+    /// The renewal number; the object is named `<lease>-<seq as 16 hex digits>`.
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(default, flatten)]
+    pub identity: Identity,
+    /// [`process_start`] of `pid`, where known.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+}
+
+/// The object name of renewal `seq` of lease `id`.
+pub fn object_name(id: &str, seq: u64) -> String {
+    format!("{id}-{seq:016x}")
+}
+
+/// Splits a lease object name into lease ID and renewal number. Names
+/// without a renewal number (leases of older strata versions) are seq 0.
+pub fn parse_name(name: &str) -> (&str, u64) {
+    match name.rsplit_once('-') {
+        Some((id, seq)) if !id.is_empty() => match u64::from_str_radix(seq, 16) {
+            Ok(s) => (id, s),
+            Err(_) => (name, 0),
+        },
+        _ => (name, 0),
+    }
 }
 
 fn now_f() -> f64 {
@@ -53,13 +178,29 @@ fn now_f() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A held lease; refreshed by a background thread until dropped.
+struct State {
+    seq: u64,
+    /// [`boot_clock`] just before the current object was put.
+    last_start: f64,
+    /// The longest completed gap between two renewals (seconds).
+    max_gap: f64,
+    /// The lease object was found deleted: an observer judged it abandoned.
+    lost: bool,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+/// A held lease; renewed by a background thread until dropped.
 pub struct Lease {
     backend: Arc<dyn Backend>,
-    pub name: String,
+    /// The lease ID (object names are `<id>-<seq>`).
+    pub id: String,
     pub info: LeaseInfo,
-    stop: Arc<AtomicBool>,
-    last_ok: Arc<AtomicI64>,
+    shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -67,106 +208,332 @@ impl Lease {
     pub fn acquire(backend: Arc<dyn Backend>, operation: &str) -> Result<Lease> {
         let mut r = [0u8; 16];
         getrandom::getrandom(&mut r).expect("the OS random source failed");
-        let name = strata_format::id::hex(&r);
-        let t = now_f();
+        let id = strata_format::id::hex(&r);
+        let pid = std::process::id();
         let info = LeaseInfo {
             host: crate::repo::hostname(),
-            pid: std::process::id(),
+            pid,
             operation: operation.into(),
-            started: t,
-            refreshed: t,
+            started: now_f(),
+            seq: 0,
+            identity: Identity::current(),
+            pid_start: process_start(pid),
         };
-        backend.replace(Kind::Lease, &name, &serde_json::to_vec(&info).unwrap())?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let last_ok = Arc::new(AtomicI64::new(t as i64));
+        let start = boot_clock();
+        backend.put(
+            Kind::Lease,
+            &object_name(&id, 0),
+            &serde_json::to_vec(&info).expect("lease serializes"),
+        )?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                seq: 0,
+                last_start: start,
+                max_gap: 0.0,
+                lost: false,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+        });
         let thread = {
-            let (backend, name, stop, last_ok, mut info) = (
-                backend.clone(),
-                name.clone(),
-                stop.clone(),
-                last_ok.clone(),
-                info.clone(),
-            );
-            std::thread::spawn(move || {
-                let every = Duration::from_secs(refresh_secs());
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    waited += Duration::from_millis(100);
-                    if waited < every {
-                        continue;
-                    }
-                    waited = Duration::ZERO;
-                    info.refreshed = now_f();
-                    if backend
-                        .replace(Kind::Lease, &name, &serde_json::to_vec(&info).unwrap())
-                        .is_ok()
-                    {
-                        last_ok.store(info.refreshed as i64, Ordering::Relaxed);
-                    }
-                }
-            })
+            let (backend, id, shared, info) =
+                (backend.clone(), id.clone(), shared.clone(), info.clone());
+            std::thread::spawn(move || renew_loop(&*backend, &id, &shared, info))
         };
         Ok(Lease {
             backend,
-            name,
+            id,
             info,
-            stop,
-            last_ok,
+            shared,
             thread: Some(thread),
         })
     }
 
-    /// Fails if the lease could not be kept fresh (a prune may have ignored it).
+    /// Fails if this lease may have been judged abandoned: a renewal gap (or
+    /// the time since the last renewal) reached [`writer_margin`], or the
+    /// lease object was found deleted.
     pub fn check(&self) -> Result<()> {
-        let age = now_f() as i64 - self.last_ok.load(Ordering::Relaxed);
-        if age >= LEASE_TTL {
-            return Err(RepoError::LeaseExpired { secs: age });
+        let st = self.shared.state.lock().unwrap();
+        self.judge(&st)
+    }
+
+    fn judge(&self, st: &State) -> Result<()> {
+        let gap = st.max_gap.max(boot_clock() - st.last_start);
+        let margin = writer_margin().as_secs_f64();
+        if st.lost {
+            return Err(RepoError::LeaseExpired {
+                detail: "its lease was removed by another process that judged it abandoned".into(),
+            });
+        }
+        if gap >= margin {
+            return Err(RepoError::LeaseExpired {
+                detail: format!(
+                    "its lease went {gap:.0} s without renewal (the limit is {margin:.0} s; \
+                     suspended, stopped or stalled?)"
+                ),
+            });
         }
         Ok(())
+    }
+
+    /// [`check`](Self::check), then confirms in storage that the lease object
+    /// still exists (renewals are held off meanwhile).
+    pub fn confirm(&self) -> Result<()> {
+        let mut st = self.shared.state.lock().unwrap();
+        self.judge(&st)?;
+        match self
+            .backend
+            .get(Kind::Lease, &object_name(&self.id, st.seq))
+        {
+            Ok(_) => self.judge(&st),
+            Err(StoreError::NotFound { .. }) => {
+                st.lost = true;
+                self.judge(&st)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn renew_loop(backend: &dyn Backend, id: &str, shared: &Shared, mut info: LeaseInfo) {
+    let every = refresh_every().as_secs_f64();
+    let mut st = shared.state.lock().unwrap();
+    let mut last_try = st.last_start;
+    loop {
+        // sleep until the next renewal is due (timed on the boot clock, so a
+        // suspend or SIGSTOP shows up as the gap it was)
+        loop {
+            if st.stop {
+                return;
+            }
+            let left = every - (boot_clock() - last_try);
+            if left <= 0.0 {
+                break;
+            }
+            st = shared
+                .wake
+                .wait_timeout(st, Duration::from_secs_f64(left.min(1.0)))
+                .unwrap()
+                .0;
+        }
+        if st.lost {
+            return;
+        }
+        last_try = boot_clock();
+        let prev = object_name(id, st.seq);
+        match backend.get(Kind::Lease, &prev) {
+            Err(StoreError::NotFound { .. }) => {
+                // judged abandoned and removed: never resurrect it
+                st.lost = true;
+                return;
+            }
+            Err(_) => continue, // storage trouble: try again; the gap grows
+            Ok(_) => {}
+        }
+        info.seq = st.seq + 1;
+        let start = boot_clock();
+        let bytes = serde_json::to_vec(&info).expect("lease serializes");
+        if backend
+            .put(Kind::Lease, &object_name(id, info.seq), &bytes)
+            .is_err()
+        {
+            continue;
+        }
+        let _ = backend.delete(Kind::Lease, &prev);
+        let gap = boot_clock() - st.last_start;
+        st.max_gap = st.max_gap.max(gap);
+        st.seq = info.seq;
+        st.last_start = start;
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let seq = {
+            let mut st = self.shared.state.lock().unwrap();
+            st.stop = true;
+            self.shared.wake.notify_all();
+            st.seq
+        };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = self.backend.delete(Kind::Lease, &self.name);
+        let seq = seq.max(self.shared.state.lock().unwrap().seq);
+        let _ = self
+            .backend
+            .delete(Kind::Lease, &object_name(&self.id, seq));
     }
 }
 
-/// Live leases (not stale) with their names.
-pub fn live_leases(backend: &dyn Backend) -> Result<Vec<(String, LeaseInfo)>> {
-    let now = now_f();
-    let mut out = Vec::new();
-    for e in backend.list(Kind::Lease)? {
-        match backend.get(Kind::Lease, &e.name) {
-            Ok(b) => {
-                if let Ok(info) = serde_json::from_slice::<LeaseInfo>(&b) {
-                    if now - info.refreshed >= LEASE_TTL as f64 {
-                        continue;
-                    }
-                    if info.host == crate::repo::hostname() && !pid_alive(info.pid) {
-                        // left by a killed process on this host
-                        let _ = backend.delete(Kind::Lease, &e.name);
-                        continue;
-                    }
-                    out.push((e.name, info));
-                }
-            }
-            Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+/// A lease another process holds, as an observer sees it.
+#[derive(Clone, Debug)]
+pub struct LiveLease {
+    pub id: String,
+    /// None when the object could not be read or decoded.
+    pub info: Option<LeaseInfo>,
+    /// How long this observer has seen the same renewal number (seconds).
+    pub unchanged_for: f64,
+}
+
+impl LiveLease {
+    /// "backup on host h (pid 12)" for messages.
+    pub fn describe(&self) -> String {
+        match &self.info {
+            Some(i) => format!("{} on host {} (pid {})", i.operation, i.host, i.pid),
+            None => format!("lease {}", self.id),
         }
     }
-    Ok(out)
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct WatchFile {
+    boot_id: String,
+    /// lease ID → (renewal number, boot clock when first seen with it)
+    seen: HashMap<String, (u64, f64)>,
+}
+
+/// An observer of other processes' leases: judges staleness on its own
+/// clock, remembering across runs (in the local cache directory) since when
+/// it has seen each lease unchanged.
+pub struct LeaseWatch {
+    seen: HashMap<String, (u64, f64)>,
+    file: Option<PathBuf>,
+    me: Identity,
+}
+
+/// strata's local cache directory: `$STRATA_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("STRATA_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("strata"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/strata"))
+}
+
+impl LeaseWatch {
+    /// An observer for the repository `repo_id`, with what earlier runs on
+    /// this boot observed.
+    pub fn new(repo_id: &Id) -> LeaseWatch {
+        let me = Identity::current();
+        let file = cache_dir().map(|d| d.join(format!("leases-{}.json", repo_id.to_hex())));
+        let seen = file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice::<WatchFile>(&b).ok())
+            .filter(|w| Some(&w.boot_id) == me.boot_id.as_ref())
+            .map(|w| w.seen)
+            .unwrap_or_default();
+        LeaseWatch { seen, file, me }
+    }
+
+    /// Remembers the observations for the next run (best effort).
+    pub fn save(&self) {
+        let (Some(f), Some(boot)) = (&self.file, &self.me.boot_id) else {
+            return;
+        };
+        let w = WatchFile {
+            boot_id: boot.clone(),
+            seen: self.seen.clone(),
+        };
+        if let Some(d) = f.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, serde_json::to_vec(&w).expect("serializes")).is_ok() {
+            let _ = std::fs::rename(&tmp, f);
+        }
+    }
+
+    /// Lists leases; removes the ones that are provably ended (same machine,
+    /// boot and PID namespace, process gone) or abandoned (unchanged for the
+    /// TTL on this observer's clock). Returns the others and how many were removed.
+    pub fn scan(&mut self, backend: &dyn Backend) -> Result<(Vec<LiveLease>, usize)> {
+        let mut groups: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+        for e in backend.list(Kind::Lease)? {
+            let (id, seq) = parse_name(&e.name);
+            groups
+                .entry(id.to_string())
+                .or_default()
+                .push((seq, e.name.clone()));
+        }
+        let ttl = ttl().as_secs_f64();
+        let now = boot_clock();
+        let mut live = Vec::new();
+        let mut removed = 0;
+        let remove = |objs: &[(u64, String)]| {
+            for (_, n) in objs {
+                let _ = backend.delete(Kind::Lease, n);
+            }
+        };
+        for (id, objs) in &groups {
+            let (seq, name) = objs.iter().max().expect("groups are not empty");
+            let info = match backend.get(Kind::Lease, name) {
+                Ok(b) => serde_json::from_slice::<LeaseInfo>(&b).ok(),
+                // renewed (or ended) between list and get: it changed
+                Err(StoreError::NotFound { .. }) => {
+                    self.seen.insert(id.clone(), (u64::MAX, now));
+                    live.push(LiveLease {
+                        id: id.clone(),
+                        info: None,
+                        unchanged_for: 0.0,
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(i) = &info {
+                if self.me.can_check_pid_of(&i.identity) && !process_alive(i.pid, i.pid_start) {
+                    remove(objs);
+                    self.seen.remove(id);
+                    removed += 1;
+                    continue;
+                }
+            }
+            let unchanged_for = match self.seen.get(id) {
+                Some((s, t)) if s == seq => now - t,
+                _ => {
+                    self.seen.insert(id.clone(), (*seq, now));
+                    0.0
+                }
+            };
+            if unchanged_for >= ttl {
+                remove(objs);
+                self.seen.remove(id);
+                removed += 1;
+                continue;
+            }
+            live.push(LiveLease {
+                id: id.clone(),
+                info,
+                unchanged_for,
+            });
+        }
+        self.seen.retain(|id, _| groups.contains_key(id));
+        Ok((live, removed))
+    }
+}
+
+/// True if `pid` runs and (where both are known) started when the lease says.
+fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    match (start, process_start(pid)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
 }
 
 /// A prune's announcement of what it will delete.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Pending {
-    /// Unix seconds when the record was written.
+    /// Unix seconds when the record was written (for messages only).
     pub time: f64,
     /// Blobs that will disappear (no snapshot referenced them).
     pub blobs: Vec<Id>,
@@ -206,12 +573,53 @@ pub fn load_pending(backend: &dyn Backend) -> Result<(Vec<String>, HashSet<Id>, 
     Ok((names, blobs, packs))
 }
 
-pub fn now_secs() -> f64 {
-    now_f()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    #[test]
+    fn names_round_trip_and_old_names_are_seq_zero() {
+        let id = "0123456789abcdef0123456789abcdef";
+        for seq in [0u64, 1, 255, u64::MAX] {
+            let n = object_name(id, seq);
+            strata_store::check_name(&n).unwrap();
+            assert_eq!(parse_name(&n), (id, seq));
+        }
+        assert_eq!(parse_name(id), (id, 0));
+        assert_eq!(parse_name("-1"), ("-1", 0));
+    }
+
+    #[test]
+    fn pid_is_trusted_only_with_the_whole_identity() {
+        let me = Identity {
+            machine_id: Some("m".into()),
+            boot_id: Some("b".into()),
+            pid_ns: Some(7),
+        };
+        assert!(me.can_check_pid_of(&me.clone()));
+        for other in [
+            Identity {
+                pid_ns: Some(8),
+                ..me.clone()
+            },
+            Identity {
+                boot_id: Some("c".into()),
+                ..me.clone()
+            },
+            Identity {
+                machine_id: None,
+                ..me.clone()
+            },
+        ] {
+            assert!(!me.can_check_pid_of(&other), "{other:?}");
+        }
+        let unknown = Identity::default();
+        assert!(!unknown.can_check_pid_of(&unknown));
+        // this process is alive with its own start time, not with another one
+        let pid = std::process::id();
+        let st = process_start(pid);
+        assert!(st.is_some());
+        assert!(process_alive(pid, st));
+        assert!(!process_alive(pid, st.map(|s| s + 1)));
+    }
 }

@@ -22,8 +22,10 @@ pub mod lease;
 pub mod par;
 pub mod progress;
 pub mod prune;
+pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod safefs;
 pub mod walk;
 
 pub use error::{RepoError, Result};

@@ -24,7 +24,7 @@ use strata_store::Kind;
 
 use crate::error::{RepoError, Result};
 use crate::index::MemIndex;
-use crate::lease::{live_leases, load_pending, Lease, Pending};
+use crate::lease::{load_pending, Lease, LeaseWatch, Pending};
 use crate::progress::Progress;
 use crate::repo::{PackWriter, Repository};
 
@@ -186,26 +186,56 @@ pub fn prune(
     let rbytes = serde_json::to_vec(&record).expect("pending record serializes");
     let rname = Id::of_stored(&rbytes).to_hex();
     repo.backend.put(Kind::Pending, &rname, &rbytes)?;
-    // Taken after the record is visible: a lease that started later belongs to a
-    // writer that reads pending records after putting its lease, so it sees ours.
-    // Every lease that started earlier may have missed the record: wait for it.
-    let visible = crate::lease::now_secs();
+    // Every lease listed now may belong to an operation that read `pending/`
+    // before the record existed: wait until each has ended (or is provably
+    // dead, or unchanged for the TTL on this machine's clock). A lease that
+    // appears later was put after the record was visible, so its writer
+    // reads the record. No clock of another host is consulted.
+    let mut watch = LeaseWatch::new(&repo.config.id);
+    let (first, _) = watch.scan(&*repo.backend)?;
+    let mut waiting: HashSet<String> = first
+        .into_iter()
+        .map(|l| l.id)
+        .filter(|id| *id != _lease.id)
+        .collect();
     let deadline = Instant::now() + opts.wait;
-    loop {
-        let older: Vec<_> = live_leases(&*repo.backend)?
+    let nap = (crate::lease::ttl() / 20).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    while !waiting.is_empty() {
+        let (live, _) = watch.scan(&*repo.backend)?;
+        let live: Vec<_> = live
             .into_iter()
-            .filter(|(n, l)| *n != _lease.name && l.started < visible)
+            .filter(|l| waiting.contains(&l.id))
             .collect();
-        if older.is_empty() {
+        waiting = live.iter().map(|l| l.id.clone()).collect();
+        if waiting.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
-            progress.warn(&format!("{} writer(s) older than this prune are still running; deletion deferred to the next prune", older.len()));
+            watch.save();
+            let ttl = crate::lease::ttl().as_secs();
+            let who: Vec<String> = live
+                .iter()
+                .take(5)
+                .map(|l| {
+                    format!(
+                        "{} (unchanged for {:.0} s of {ttl} s)",
+                        l.describe(),
+                        l.unchanged_for
+                    )
+                })
+                .collect();
+            progress.warn(&format!(
+                "{} operation(s) that may not have seen this prune's announcement are still running: {}; \
+                 deletion deferred to the next prune (a lease unchanged for {ttl} s as this machine measures it counts as abandoned)",
+                live.len(),
+                who.join(", ")
+            ));
             rep.deferred = true;
             return Ok(rep);
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(nap);
     }
+    watch.save();
 
     // execute against the state as it is now
     let roots = snapshot_roots(repo)?;

@@ -1,6 +1,6 @@
 //! Opening a repository, keys, snapshots, blobs, and pack writing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +63,10 @@ pub struct Repository {
     master: MasterKey,
     /// The name of the key file that opened the repository.
     pub key_name: String,
+    /// The index as loaded again after a read found a pack gone (a
+    /// concurrent prune repacked it, or it is lost), without the packs found
+    /// gone: shared by every reader of this handle.
+    fresh: Mutex<(HashSet<Id>, Option<Arc<MemIndex>>)>,
 }
 
 pub(crate) fn hostname() -> String {
@@ -135,6 +139,7 @@ impl Repository {
             master,
             config,
             key_name,
+            fresh: Mutex::new((HashSet::new(), None)),
         })
     }
 
@@ -182,6 +187,7 @@ impl Repository {
                         master,
                         config,
                         key_name: k.name,
+                        fresh: Mutex::new((HashSet::new(), None)),
                     })
                 }
                 Err(FormatError::WrongPassword) => continue,
@@ -317,27 +323,86 @@ impl Repository {
 
     // ---- index ----
 
-    /// Loads and verifies every index file.
+    /// Loads and verifies every index file. Lists until a listing loads
+    /// whole: a concurrent prune writes its new index before it deletes the
+    /// old ones, so a file that vanished between list and get means a newer
+    /// listing holds its replacement.
     pub fn load_index(&self) -> Result<MemIndex> {
-        let list = self.backend.list(Kind::Index)?;
-        let loaded = par::map(&list, 8, |e| -> Result<Option<(String, Vec<IndexPack>)>> {
-            match self.backend.get(Kind::Index, &e.name) {
-                Ok(b) => Ok(Some((e.name.clone(), index::decode(&b, Some(&self.keys))?))),
-                // replaced by a concurrent prune: its packs are in the newer index
-                Err(StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        });
-        let mut idx = MemIndex::default();
-        for r in loaded {
-            if let Some((name, packs)) = r? {
-                for p in packs {
-                    idx.add(p);
+        self.load_index_without(&HashSet::new())
+    }
+
+    /// [`load_index`](Self::load_index), leaving out the packs in `skip`
+    /// (so another copy of their blobs, if any, is the one found).
+    pub fn load_index_without(&self, skip: &HashSet<Id>) -> Result<MemIndex> {
+        let mut loaded: HashMap<String, Vec<IndexPack>> = HashMap::new();
+        for _ in 0..20 {
+            let list = self.backend.list(Kind::Index)?;
+            let todo: Vec<_> = list
+                .iter()
+                .filter(|e| !loaded.contains_key(&e.name))
+                .collect();
+            let got = par::map(&todo, 8, |e| -> Result<Option<(String, Vec<IndexPack>)>> {
+                match self.backend.get(Kind::Index, &e.name) {
+                    Ok(b) => Ok(Some((e.name.clone(), index::decode(&b, Some(&self.keys))?))),
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
                 }
-                idx.files.push(name);
+            });
+            let mut whole = true;
+            for r in got {
+                match r? {
+                    Some((name, packs)) => {
+                        loaded.insert(name, packs);
+                    }
+                    None => whole = false,
+                }
+            }
+            if whole {
+                let mut idx = MemIndex::default();
+                for e in &list {
+                    if let Some(packs) = loaded.remove(&e.name) {
+                        for p in packs.into_iter().filter(|p| !skip.contains(&p.pack_id)) {
+                            idx.add(p);
+                        }
+                        idx.files.push(e.name.clone());
+                    }
+                }
+                return Ok(idx);
             }
         }
-        Ok(idx)
+        Err(RepoError::Invalid {
+            what: "index",
+            detail:
+                "index files kept vanishing while being read (20 listings); is a prune looping?"
+                    .into(),
+        })
+    }
+
+    /// The index loaded afresh because pack `gone` was not found, without
+    /// every pack found gone so far: where a concurrent prune put their live
+    /// blobs, or other copies of them. Reused by every reader until it, too,
+    /// misses a pack.
+    pub fn fresh_index(&self, gone: &Id) -> Result<Arc<MemIndex>> {
+        let mut g = self.fresh.lock().unwrap();
+        if let (known, Some(f)) = &*g {
+            if known.contains(gone) {
+                return Ok(f.clone());
+            }
+        }
+        g.0.insert(*gone);
+        let f = Arc::new(self.load_index_without(&g.0)?);
+        g.1 = Some(f.clone());
+        Ok(f)
+    }
+
+    /// Every pack in storage with its size.
+    pub fn list_packs(&self) -> Result<HashMap<Id, u64>> {
+        Ok(self
+            .backend
+            .list(Kind::Pack)?
+            .into_iter()
+            .filter_map(|e| Id::from_hex(&e.name).ok().map(|id| (id, e.size)))
+            .collect())
     }
 
     /// Writes an index file over `packs`; returns its name.
@@ -377,12 +442,16 @@ impl Repository {
 
     /// Finds packs no index mentions (left by an interrupted writer) and reads
     /// their headers, skipping `skip` (packs a prune announced for deletion).
-    pub fn find_orphans(&self, idx: &MemIndex, skip: &HashSet<Id>) -> Result<Vec<IndexPack>> {
-        let list = self.backend.list(Kind::Pack)?;
-        let orphans: Vec<Id> = list
-            .iter()
-            .filter_map(|e| Id::from_hex(&e.name).ok())
+    pub fn find_orphans(
+        &self,
+        listed: &HashMap<Id, u64>,
+        idx: &MemIndex,
+        skip: &HashSet<Id>,
+    ) -> Result<Vec<IndexPack>> {
+        let orphans: Vec<Id> = listed
+            .keys()
             .filter(|id| !idx.has_pack(id) && !skip.contains(id))
+            .copied()
             .collect();
         let found = par::map(&orphans, 8, |id| self.index_pack(id).ok());
         Ok(found.into_iter().flatten().collect())
@@ -417,8 +486,24 @@ impl Repository {
 
     // ---- blobs ----
 
-    /// Reads, opens and verifies one blob.
+    /// Reads, opens and verifies one blob. If its pack is gone (a concurrent
+    /// prune repacked it after this reader loaded `idx`), reads it where a
+    /// fresh index says it is now.
     pub fn read_blob(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
+        match self.read_blob_in(idx, id) {
+            Err(RepoError::Store(StoreError::NotFound {
+                kind: Kind::Pack,
+                name,
+            })) => {
+                let gone = Id::from_hex(&name)?;
+                let fresh = self.fresh_index(&gone)?;
+                self.read_blob_in(&fresh, id)
+            }
+            r => r,
+        }
+    }
+
+    fn read_blob_in(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
         let (pack, kind, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
         let sealed =
             self.backend
@@ -542,20 +627,33 @@ impl<'r> PackWriter<'r> {
 pub(crate) struct Known<'a> {
     idx: &'a MemIndex,
     dropped: &'a HashSet<Id>,
+    /// Indexed packs that storage does not have: their blobs are stored again.
+    missing: &'a HashSet<Id>,
     added: Mutex<HashSet<Id>>,
 }
 
 impl<'a> Known<'a> {
-    pub(crate) fn new(idx: &'a MemIndex, dropped: &'a HashSet<Id>) -> Known<'a> {
+    pub(crate) fn new(
+        idx: &'a MemIndex,
+        dropped: &'a HashSet<Id>,
+        missing: &'a HashSet<Id>,
+    ) -> Known<'a> {
         Known {
             idx,
             dropped,
+            missing,
             added: Mutex::new(HashSet::new()),
         }
     }
 
     fn in_index(&self, id: &Id) -> bool {
-        self.idx.contains(id) && !self.dropped.contains(id)
+        if self.dropped.contains(id) {
+            return false;
+        }
+        if self.missing.is_empty() {
+            return self.idx.contains(id);
+        }
+        matches!(self.idx.get(id), Some((p, _, _)) if !self.missing.contains(p))
     }
 
     pub(crate) fn contains(&self, id: &Id) -> bool {
@@ -637,7 +735,7 @@ mod tests {
         }
         let w = PackWriter::new(&repo, BlobKind::Tree, 4 << 20);
         let (empty, none) = (MemIndex::default(), HashSet::new());
-        let known = Known::new(&empty, &none);
+        let known = Known::new(&empty, &none, &none);
         let (mut comp, mut sb) = (Compressor::new(3), Vec::new());
         for t in &trees {
             let b = tree::encode(t);
@@ -659,7 +757,11 @@ mod tests {
         // nothing indexed: the pack is an orphan, found and rebuilt from storage
         repo.index_pack(&written[0].pack_id).unwrap();
         let found = repo
-            .find_orphans(&MemIndex::default(), &HashSet::new())
+            .find_orphans(
+                &repo.list_packs().unwrap(),
+                &MemIndex::default(),
+                &HashSet::new(),
+            )
             .unwrap();
         assert_eq!(found, written);
         assert_eq!(found[0].refs.len(), 3);

@@ -1,17 +1,20 @@
-//! Restore: trees first, then file content pack by pack in parallel, then
-//! metadata (directories last, deepest first, so their times stick).
+//! Restore: trees first, then entries (owner-only), then file content pack
+//! by pack in parallel, then metadata (directories last, deepest first, so
+//! their times stick). All below a descriptor of the target, never through a
+//! symlink (see [`crate::safefs`]).
 
-use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use strata_format::tree::{Node, NodeKind};
 use strata_format::Id;
-use strata_store::Kind;
+use strata_store::{Kind, StoreError};
 
 use crate::blob::Opener;
 use crate::error::{RepoError, Result};
@@ -20,7 +23,7 @@ use crate::index::MemIndex;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::walk::{load_trees, resolve, walk};
-use crate::{fsmeta, par};
+use crate::{fsmeta, par, safefs};
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -44,11 +47,146 @@ pub struct RestoreStats {
 }
 
 struct Item<'a> {
-    path: PathBuf,
+    /// The path below the target, components separated by `/`.
+    rel: Vec<u8>,
     node: &'a Node,
 }
 
+/// (st_dev, st_ino) of something restore created.
+type Key = (u64, u64);
+
+fn key(st: &libc::stat) -> Key {
+    safefs::inode_key(st)
+}
+
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&rel[..0], rel),
+    }
+}
+
+/// Creates one entry in `dir` with owner-only permissions (files 0600,
+/// directories 0700, specials 0600; the real modes come last). Something
+/// already there that restore did not create is replaced (a directory is
+/// kept where a directory belongs); something restore created is a name
+/// collision (a case-insensitive target) and an error.
+fn create_one(
+    dir: BorrowedFd,
+    name: &[u8],
+    n: &Node,
+    ours: &mut Option<HashSet<Key>>,
+    made: &[Option<Key>],
+) -> std::io::Result<Key> {
+    for attempt in 0..2 {
+        let r = match n.kind {
+            NodeKind::Dir => safefs::mkdir_at(dir, name, 0o700),
+            NodeKind::File => match safefs::create_at(dir, name, 0o600) {
+                Ok(fd) => return Ok(key(&safefs::fstat(fd.as_fd())?)),
+                Err(e) => Err(e),
+            },
+            NodeKind::Symlink => safefs::symlink_at(&n.target, dir, name),
+            _ => {
+                let fmt = match n.kind {
+                    NodeKind::CharDev => libc::S_IFCHR,
+                    NodeKind::BlockDev => libc::S_IFBLK,
+                    NodeKind::Fifo => libc::S_IFIFO,
+                    _ => libc::S_IFSOCK,
+                };
+                #[allow(clippy::unnecessary_cast)] // mode_t is u16 on some platforms
+                let mode = fmt as u32 | 0o600;
+                safefs::mknod_at(dir, name, mode, n.rdev)
+            }
+        };
+        match r {
+            Ok(()) => return Ok(key(&safefs::stat_at(dir, name)?)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt == 0 => {
+                let st = safefs::stat_at(dir, name)?;
+                let set = ours.get_or_insert_with(|| made.iter().flatten().copied().collect());
+                if set.contains(&key(&st)) {
+                    return Err(std::io::Error::other(
+                        "another entry of this snapshot has the same name on this target \
+                         (a case-insensitive file system?); kept the first, skipped this one",
+                    ));
+                }
+                if n.kind == NodeKind::Dir && safefs::is_dir(&st) {
+                    return Ok(key(&st));
+                }
+                // a file, a symlink (never followed) or a directory where
+                // something else belongs: removed, then created anew
+                safefs::remove_at(dir, name)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("could not be replaced"))
+}
+
+fn meta_of(n: &Node) -> safefs::Meta<'_> {
+    safefs::Meta {
+        uid: n.uid,
+        gid: n.gid,
+        mode: n.mode & 0o7777,
+        mtime: n.mtime,
+        xattrs: &n.xattrs,
+    }
+}
+
+/// Applies a node's metadata to what restore created at `rel`, through
+/// descriptors that never follow a symlink.
+fn apply_meta(
+    root: BorrowedFd,
+    rel: &[u8],
+    n: &Node,
+    expect: Key,
+    owner: bool,
+) -> std::io::Result<()> {
+    match n.kind {
+        NodeKind::File | NodeKind::Dir => {
+            let flags = libc::O_RDONLY
+                | libc::O_NONBLOCK
+                | if n.kind == NodeKind::Dir {
+                    libc::O_DIRECTORY
+                } else {
+                    0
+                };
+            let fd = safefs::open_beneath(root, rel, flags, 0)?;
+            let st = safefs::fstat(fd.as_fd())?;
+            if key(&st) != expect {
+                return Err(safefs::replaced());
+            }
+            safefs::apply_fd(fd.as_fd(), &st, &meta_of(n), owner)
+        }
+        _ => {
+            let (dir, name) = safefs::open_parent(root, rel)?;
+            safefs::apply_at(
+                dir.as_fd(),
+                name,
+                n.kind == NodeKind::Symlink,
+                expect,
+                &meta_of(n),
+                owner,
+            )
+        }
+    }
+}
+
+/// Opens the file restore created at `rel` for writing, if it is still that file.
+fn open_made(root: BorrowedFd, rel: &[u8], expect: Key) -> std::io::Result<fs::File> {
+    let fd = safefs::open_beneath(root, rel, libc::O_WRONLY, 0)?;
+    if key(&safefs::fstat(fd.as_fd())?) != expect {
+        return Err(safefs::replaced());
+    }
+    Ok(fs::File::from(fd))
+}
+
 /// Restores tree `root` (optionally only `sub` below it) into `target`.
+///
+/// Nothing outside `target` is touched: every path is resolved below a
+/// descriptor of `target` without following symlinks ([`safefs`]), and every
+/// write goes to the inode restore created. Entries are created readable by
+/// the owner only; their recorded modes, owners, xattrs and times are applied
+/// last, to every finished entry, also when the restore fails.
 pub fn restore(
     repo: &Repository,
     idx: &MemIndex,
@@ -88,13 +226,13 @@ pub fn restore(
     let mut items: Vec<Item> = Vec::new();
     match &single {
         Some(n) => items.push(Item {
-            path: target.join(std::ffi::OsStr::from_bytes(&n.name)),
+            rel: n.name.clone(),
             node: n,
         }),
         None if opts.includes.is_empty() => {
             walk(&trees, &root, &mut |p, n| {
                 items.push(Item {
-                    path: target.join(std::ffi::OsStr::from_bytes(&p[1..])),
+                    rel: p[1..].to_vec(),
                     node: n,
                 })
             })?;
@@ -106,7 +244,7 @@ pub fn restore(
             for ((p, n), k) in all.into_iter().zip(keep) {
                 if k {
                     items.push(Item {
-                        path: target.join(std::ffi::OsStr::from_bytes(&p[1..])),
+                        rel: p[1..].to_vec(),
                         node: n,
                     });
                 }
@@ -114,66 +252,93 @@ pub fn restore(
         }
     }
     fs::create_dir_all(target).map_err(RepoError::io(target))?;
-    let fresh = fs::read_dir(target)
-        .map_err(RepoError::io(target))?
-        .next()
-        .is_none();
+    let rootfd = safefs::open_root(target).map_err(RepoError::io(target))?;
+    let rfd = rootfd.as_fd();
+    let disp = |rel: &[u8]| {
+        target
+            .join(std::ffi::OsStr::from_bytes(rel))
+            .display()
+            .to_string()
+    };
     let errors = AtomicU64::new(0);
     let warn = |msg: String| {
         errors.fetch_add(1, Ordering::Relaxed);
         progress.warn(&msg);
     };
 
-    // 1. directories, links, specials; files list
+    // 1. every entry but hard-link followers, parents first, owner-only modes
+    let mut made: Vec<Option<Key>> = vec![None; items.len()];
+    let mut ours: Option<HashSet<Key>> = None;
+    let mut failed_dirs: HashSet<&[u8]> = HashSet::new();
     let mut files: Vec<usize> = Vec::new();
     let mut links: Vec<(usize, usize)> = Vec::new();
     let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
     let mut total_bytes = 0;
+    let mut parent: Option<(&[u8], std::os::fd::OwnedFd)> = None;
     for (i, it) in items.iter().enumerate() {
         let n = it.node;
-        if !fresh && n.kind != NodeKind::Dir {
-            if let Ok(m) = fs::symlink_metadata(&it.path) {
-                let r = if m.is_dir() {
-                    fs::remove_dir_all(&it.path)
-                } else {
-                    fs::remove_file(&it.path)
-                };
-                if let Err(e) = r {
-                    warn(format!("{}: {e}", it.path.display()));
+        let (pdir, name) = split_rel(&it.rel);
+        if failed_dirs.contains(pdir) {
+            // reported once, at the directory
+            errors.fetch_add(1, Ordering::Relaxed);
+            if n.kind == NodeKind::Dir {
+                failed_dirs.insert(&it.rel);
+            }
+            continue;
+        }
+        if n.kind == NodeKind::File && n.nlink > 1 {
+            if let Some(&f) = first_link.get(&(n.dev, n.inode)) {
+                links.push((f, i));
+                continue;
+            }
+        }
+        if parent.as_ref().is_none_or(|(p, _)| *p != pdir) {
+            match safefs::open_beneath(rfd, pdir, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+                Ok(fd) => parent = Some((pdir, fd)),
+                Err(e) => {
+                    parent = None;
+                    warn(format!(
+                        "{}: {e}; nothing below it was restored",
+                        disp(pdir)
+                    ));
+                    failed_dirs.insert(pdir);
+                    if n.kind == NodeKind::Dir {
+                        failed_dirs.insert(&it.rel);
+                    }
+                    continue;
                 }
             }
         }
-        match n.kind {
-            NodeKind::Dir => {
-                if let Err(e) = fs::create_dir_all(&it.path) {
-                    warn(format!("{}: {e}", it.path.display()));
+        let dir = parent.as_ref().expect("opened above").1.as_fd();
+        match create_one(dir, name, n, &mut ours, &made) {
+            Ok(k) => {
+                made[i] = Some(k);
+                if let Some(set) = ours.as_mut() {
+                    set.insert(k);
                 }
             }
-            NodeKind::File => {
-                if n.nlink > 1 {
-                    if let Some(&f) = first_link.get(&(n.dev, n.inode)) {
-                        links.push((f, i));
-                        continue;
-                    }
-                    first_link.insert((n.dev, n.inode), i);
+            Err(e) => {
+                if n.kind == NodeKind::Dir {
+                    warn(format!(
+                        "{}: {e}; nothing below it was restored",
+                        disp(&it.rel)
+                    ));
+                    failed_dirs.insert(&it.rel);
+                } else {
+                    warn(format!("{}: {e}", disp(&it.rel)));
                 }
-                total_bytes += n.size;
-                files.push(i);
+                continue;
             }
-            NodeKind::Symlink => {
-                if let Err(e) =
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.target), &it.path)
-                {
-                    warn(format!("{}: {e}", it.path.display()));
-                }
+        }
+        if n.kind == NodeKind::File {
+            if n.nlink > 1 {
+                first_link.insert((n.dev, n.inode), i);
             }
-            _ => {
-                if let Err(e) = fsmeta::make_special(&it.path, n) {
-                    warn(format!("{}: {e}", it.path.display()));
-                }
-            }
+            total_bytes += n.size;
+            files.push(i);
         }
     }
+    drop(parent);
     progress.start("restore", Some(files.len() as u64), Some(total_bytes));
 
     // 2. every (blob, destination) pair, sorted by pack and position in the pack:
@@ -183,13 +348,11 @@ pub fn restore(
         .iter()
         .map(|&i| AtomicUsize::new(items[i].node.content.len()))
         .collect();
+    let bad: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     let sparse: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     for (fi, &i) in files.iter().enumerate() {
         let n = items[i].node;
         if n.content.is_empty() {
-            if let Err(e) = fs::File::create(&items[i].path) {
-                warn(format!("{}: {e}", items[i].path.display()));
-            }
             progress.inc(1, 0);
             continue;
         }
@@ -218,13 +381,30 @@ pub fn restore(
         par::cpus() + 1
     };
     let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
-        let path = &items[files[fi]].path;
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let i = files[fi];
+        let f = open_made(rfd, &items[i].rel, made[i].expect("files were made"))?;
         f.write_all_at(data, offset)
+    };
+    // one blob's plaintext to every place that needs it
+    let deliver = |data: &[u8], dests: &[(u32, u32, u32, u32, u64)]| {
+        for &(_, _, _, file, offset) in dests {
+            let file = file as usize;
+            match write_sparse(data, offset, |off, d| write_one(file, off, d)) {
+                Ok(skipped) => {
+                    if skipped {
+                        sparse[file].store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(err) => {
+                    bad[file].store(true, Ordering::Relaxed);
+                    warn(format!("{}: {err}", disp(&items[files[file]].rel)))
+                }
+            }
+            progress.inc(0, data.len() as u64);
+            if remaining[file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                progress.inc(1, 0);
+            }
+        }
     };
     let fatal: Mutex<Option<RepoError>> = Mutex::new(None);
     par::map(&packs, threads, |range| {
@@ -262,32 +442,30 @@ pub fn restore(
                     end = end.max(o + l);
                     k += 1;
                 }
-                let span = repo
+                let span = match repo
                     .backend
-                    .get_range(Kind::Pack, &name, start, end - start)?;
+                    .get_range(Kind::Pack, &name, start, end - start)
+                {
+                    Ok(s) => s,
+                    Err(StoreError::NotFound { .. }) => {
+                        // A prune repacked this pack after our index was
+                        // loaded: read the remaining blobs where it put them.
+                        let fresh = repo.fresh_index(&pack.pack_id)?;
+                        for b in &blobs[w..] {
+                            let data = repo.read_blob(&fresh, &entry(b).id)?;
+                            deliver(&data, &refs[b.0..b.1]);
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 for b in &blobs[w..k] {
                     let e = entry(b);
                     let sealed = &span[(e.offset as u64 - start) as usize
                         ..(e.offset as u64 - start + e.length as u64) as usize];
                     let data =
                         opener.open(&repo.keys, pack.header.kind, &e.id, &pack.pack_id, sealed)?;
-                    for &(_, _, _, file, offset) in &refs[b.0..b.1] {
-                        let file = file as usize;
-                        match write_sparse(data, offset, |off, d| write_one(file, off, d)) {
-                            Ok(skipped) => {
-                                if skipped {
-                                    sparse[file].store(true, Ordering::Relaxed);
-                                }
-                            }
-                            Err(err) => {
-                                warn(format!("{}: {err}", items[files[file]].path.display()))
-                            }
-                        }
-                        progress.inc(0, data.len() as u64);
-                        if remaining[file].fetch_sub(1, Ordering::AcqRel) == 1 {
-                            progress.inc(1, 0);
-                        }
-                    }
+                    deliver(data, &refs[b.0..b.1]);
                 }
                 w = k;
             }
@@ -297,67 +475,88 @@ pub fn restore(
             fatal.lock().unwrap().get_or_insert(e);
         }
     });
-    if let Some(e) = fatal.into_inner().unwrap() {
-        return Err(e);
-    }
+    let fatal = fatal.into_inner().unwrap();
+    let finished =
+        |fi: usize| !bad[fi].load(Ordering::Relaxed) && remaining[fi].load(Ordering::Relaxed) == 0;
     // sparse files: zero blocks were skipped, so extend to the full size (holes)
     for (fi, s) in sparse.iter().enumerate() {
-        if s.load(Ordering::Relaxed) {
-            let it = &items[files[fi]];
-            let r = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&it.path)
-                .and_then(|f| f.set_len(it.node.size));
+        if s.load(Ordering::Relaxed) && finished(fi) {
+            let i = files[fi];
+            let r = open_made(rfd, &items[i].rel, made[i].expect("files were made"))
+                .and_then(|f| safefs::ftruncate(f.as_fd(), items[i].node.size));
             if let Err(e) = r {
-                warn(format!("{}: {e}", it.path.display()));
+                bad[fi].store(true, Ordering::Relaxed);
+                warn(format!("{}: {e}", disp(&items[i].rel)));
             }
         }
     }
-    for (f, l) in &links {
-        if let Err(e) = fs::hard_link(&items[*f].path, &items[*l].path) {
-            warn(format!("{}: {e}", items[*l].path.display()));
+    let file_pos: HashMap<usize, usize> =
+        files.iter().enumerate().map(|(fi, &i)| (i, fi)).collect();
+    let mut linked = 0;
+    for &(f, l) in &links {
+        if fatal.is_some() || !finished(file_pos[&f]) {
+            continue;
+        }
+        let r = (|| -> std::io::Result<()> {
+            let (sdir, sname) = safefs::open_parent(rfd, &items[f].rel)?;
+            let (ddir, dname) = safefs::open_parent(rfd, &items[l].rel)?;
+            if let Ok(st) = safefs::stat_at(ddir.as_fd(), dname) {
+                if made.contains(&Some(key(&st))) {
+                    return Err(std::io::Error::other(
+                        "another entry of this snapshot has the same name on this target",
+                    ));
+                }
+                safefs::remove_at(ddir.as_fd(), dname)?;
+            }
+            safefs::link_at(sdir.as_fd(), sname, ddir.as_fd(), dname)
+        })();
+        match r {
+            Ok(()) => linked += 1,
+            Err(e) => warn(format!("{}: {e}", disp(&items[l].rel))),
         }
     }
 
-    // 4. metadata: everything but directories in parallel, then directories deepest first
-    let as_root = fsmeta::is_root();
-    // Into a fresh target without setgid, what we created has our owner and the
-    // umask's modes: calls that would set the same are skipped.
-    let setgid = fs::metadata(target)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o2000 != 0)
-        .unwrap_or(true);
-    let created = (fresh && !setgid).then(fsmeta::Created::current);
-    let non_dirs: Vec<&Item> = items
-        .iter()
-        .filter(|it| it.node.kind != NodeKind::Dir)
+    // 4. metadata of every finished entry (also after a failure): everything
+    //    but directories in parallel, then directories deepest first
+    let owner = fsmeta::is_root();
+    let done: Vec<usize> = (0..items.len())
+        .filter(|&i| {
+            made[i].is_some()
+                && items[i].node.kind != NodeKind::Dir
+                && file_pos.get(&i).is_none_or(|&fi| finished(fi))
+        })
         .collect();
-    par::map(&non_dirs, threads, |it| {
-        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root, created.as_ref()) {
-            warn(format!("{}: metadata: {e}", it.path.display()));
+    par::map(&done, threads, |&i| {
+        let it = &items[i];
+        if let Err(e) = apply_meta(rfd, &it.rel, it.node, made[i].expect("made"), owner) {
+            warn(format!("{}: metadata: {e}", disp(&it.rel)));
         }
     });
-    let mut dirs: Vec<&Item> = items
-        .iter()
-        .filter(|it| it.node.kind == NodeKind::Dir)
+    let mut dirs: Vec<usize> = (0..items.len())
+        .filter(|&i| made[i].is_some() && items[i].node.kind == NodeKind::Dir)
         .collect();
-    dirs.sort_by_key(|it| std::cmp::Reverse(it.path.as_os_str().len()));
-    for it in &dirs {
-        if let Err(e) = fsmeta::apply(&it.path, it.node, as_root, created.as_ref()) {
-            warn(format!("{}: metadata: {e}", it.path.display()));
+    dirs.sort_by_key(|&i| std::cmp::Reverse(items[i].rel.len()));
+    for &i in &dirs {
+        let it = &items[i];
+        if let Err(e) = apply_meta(rfd, &it.rel, it.node, made[i].expect("made"), owner) {
+            warn(format!("{}: metadata: {e}", disp(&it.rel)));
         }
     }
     if let Some(t) = &top {
-        if let Err(e) = fsmeta::apply(target, t, as_root, None) {
+        let r = safefs::fstat(rfd).and_then(|st| safefs::apply_fd(rfd, &st, &meta_of(t), owner));
+        if let Err(e) = r {
             warn(format!("{}: metadata: {e}", target.display()));
         }
     }
     progress.finish();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let restored_files = (0..files.len()).filter(|&fi| finished(fi)).count();
     Ok(RestoreStats {
-        files: (files.len() + links.len()) as u64,
+        files: (restored_files + linked) as u64,
         dirs: dirs.len() as u64,
-        others: (items.len() - files.len() - links.len() - dirs.len()) as u64,
+        others: (done.len() - restored_files) as u64,
         bytes: total_bytes,
         errors: errors.load(Ordering::Relaxed),
     })

@@ -12,7 +12,8 @@
 //!   object.
 //! - [`Backend::stage`] + [`Backend::put_staged`] is `put` for an object
 //!   written in pieces (packs), so a writer need not hold it in memory.
-//! - [`Backend::replace`] is `put` that may replace (only for `Lease` objects).
+//! - Nothing is ever replaced, on any backend: leases too are create-only
+//!   (a renewal is a new object, see `strata_repo::lease`).
 //! - [`Backend::delete`] of a missing object succeeds.
 //! - [`Backend::list`] reflects every completed `put` and `delete`.
 
@@ -35,7 +36,7 @@ pub enum Kind {
     Index,
     /// `data/xx/`: packs.
     Pack,
-    /// `leases/`: writers in progress (mutable).
+    /// `leases/`: operations in progress (one create-only object per renewal).
     Lease,
     /// `pending/`: deletions announced by prune.
     Pending,
@@ -173,7 +174,6 @@ pub trait Backend: Send + Sync {
     fn clean_staging(&self, _age: std::time::Duration) -> Result<usize> {
         Ok(0)
     }
-    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Reads the last `len` bytes (or the whole object if shorter), and returns the total size.

@@ -186,14 +186,6 @@ impl Backend for LocalBackend {
         Ok(n)
     }
 
-    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
-        let dst = self.path(kind, name)?;
-        self.ensure_parent(&dst)?;
-        let tmp = self.write_tmp(data)?;
-        fs::rename(&tmp, &dst).map_err(io("rename", &dst))?;
-        self.sync_dir(dst.parent().unwrap())
-    }
-
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         let p = self.path(kind, name)?;
         fs::read(&p).map_err(not_found_or(kind, name, "read", &p))
@@ -329,9 +321,13 @@ mod tests {
             Err(StoreError::NotFound { .. })
         ));
         assert!(b.put(Kind::Index, "../x", b"").is_err());
-        b.replace(Kind::Lease, "l1", b"a").unwrap();
-        b.replace(Kind::Lease, "l1", b"b").unwrap();
-        assert_eq!(b.get(Kind::Lease, "l1").unwrap(), b"b");
+        // leases are create-only like everything else
+        b.put(Kind::Lease, "l1-0", b"a").unwrap();
+        assert!(matches!(
+            b.put(Kind::Lease, "l1-0", b"b"),
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(b.get(Kind::Lease, "l1-0").unwrap(), b"a");
         b.delete(Kind::Pack, "abcdef").unwrap();
         b.delete(Kind::Pack, "abcdef").unwrap();
         assert!(b.list(Kind::Pack).unwrap().is_empty());

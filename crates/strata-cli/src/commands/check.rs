@@ -57,6 +57,29 @@ pub fn run(g: &Global, c: Check) -> Result<u8> {
                 eprintln!("  affected file: {f}");
             }
         }
+        for b in &r.broken_snapshots {
+            eprintln!(
+                "error: snapshot {} ({}) cannot be restored completely: {} blob(s) missing{}",
+                b.snapshot,
+                b.summary,
+                b.blobs,
+                if b.trees_unreadable > 0 {
+                    format!(", {} director(y/ies) unreadable", b.trees_unreadable)
+                } else {
+                    String::new()
+                }
+            );
+            for f in b.files.iter().take(20) {
+                eprintln!("  missing content: {f}");
+            }
+            if b.files.len() > 20 {
+                eprintln!("  … and {} more file(s)", b.files.len() - 20);
+            }
+        }
+        if !r.broken_snapshots.is_empty() || r.damaged.iter().any(|d| d.problem.contains("missing"))
+        {
+            eprintln!("hint: `strata repair index`, then back up the same data again: that stores the lost blobs and mends these snapshots; `strata forget` the ones that stay incomplete");
+        }
         if !g.quiet {
             println!(
                 "checked {} snapshots, {} packs ({} read), {} blobs: {}",

@@ -14,6 +14,7 @@ mod ls;
 mod monitor;
 mod prune;
 mod quickstart;
+mod repair;
 mod replicate;
 mod restore;
 mod snapshot;
@@ -79,6 +80,9 @@ pub enum Command {
     Prune(prune::Prune),
     /// Verify the repository's structure and, optionally, its data.
     Check(check::Check),
+    /// Mend a damaged repository.
+    #[command(subcommand)]
+    Repair(repair::Repair),
     /// Manage the passwords (key files) that open the repository.
     #[command(subcommand)]
     Key(key::Key),
@@ -136,6 +140,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Forget(c) => forget::run(g, c),
         Command::Prune(c) => prune::run(g, c),
         Command::Check(c) => check::run(g, c),
+        Command::Repair(c) => repair::run(g, c),
         Command::Key(c) => key::run(g, c),
         Command::Stats(c) => stats::run(g, c),
         Command::Snapshot(c) => snapshot::run(g, c),

@@ -32,6 +32,7 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
         c.env("STRATA_REPOSITORY", &self.repo)
             .env("STRATA_PASSWORD", PASSWORD)
+            .env("STRATA_CACHE_DIR", self.dir.join("cache"))
             .env_remove("STRATA_PASSWORD_FILE")
             .env_remove("STRATA_PASSWORD_COMMAND");
         c.stdin(Stdio::null());

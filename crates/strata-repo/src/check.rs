@@ -120,7 +120,8 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
-    // a reader lease: a concurrent prune waits before deleting what we read
+    // a reader lease: a prune announced before it waits for us; a later one
+    // may repack what we read, which the pack checks below tell from loss
     let _lease = crate::lease::Lease::acquire(repo.backend.clone(), "check")?;
     // snapshots before the index (see prune::mark)
     let snaps = repo.snapshots()?;

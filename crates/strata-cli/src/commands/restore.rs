@@ -39,7 +39,9 @@ pub fn run(g: &Global, c: Restore) -> Result<u8> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
     let repo = g.open()?;
-    // a reader lease: a concurrent prune waits for this restore before deleting packs
+    // a reader lease: a prune that announced its deletions before this lease
+    // existed waits for it; a later one may repack what we read, and the
+    // restore then reads those blobs where a fresh index says they are
     let _lease = strata_repo::lease::Lease::acquire(repo.backend.clone(), "restore")?;
     let (spec, sub) = match c.snapshot.split_once(':') {
         Some((s, p)) => (s.to_string(), Some(p.to_string())),

@@ -14,6 +14,7 @@ use crate::index::MemIndex;
 use crate::par;
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::walk::walk_lossy;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -287,7 +288,7 @@ pub fn check(
         if unreadable.contains(&s.tree) {
             broken.trees_unreadable += 1;
         }
-        let _ = walk_lossy(&trees, &s.tree, &mut |path, n| {
+        walk_lossy(&trees, &s.tree, &mut |path, n| {
             if let Some(t) = n.subtree() {
                 if unreadable.contains(&t) {
                     broken.trees_unreadable += 1;
@@ -356,32 +357,4 @@ fn load_trees_lossy(repo: &Repository, idx: &MemIndex, roots: &[Id]) -> (Trees, 
         level = next;
     }
     (out, failed)
-}
-
-/// [`walk`] that skips subtrees it does not have instead of stopping.
-fn walk_lossy<'a>(
-    trees: &'a HashMap<Id, Vec<strata_format::tree::Node>>,
-    root: &Id,
-    f: &mut impl FnMut(&[u8], &'a strata_format::tree::Node),
-) -> Result<()> {
-    fn rec<'a>(
-        trees: &'a HashMap<Id, Vec<strata_format::tree::Node>>,
-        id: &Id,
-        prefix: &mut Vec<u8>,
-        f: &mut impl FnMut(&[u8], &'a strata_format::tree::Node),
-    ) {
-        let Some(nodes) = trees.get(id) else { return };
-        for n in nodes {
-            let len = prefix.len();
-            prefix.push(b'/');
-            prefix.extend_from_slice(&n.name);
-            f(prefix, n);
-            if let Some(s) = n.subtree() {
-                rec(trees, &s, prefix, f);
-            }
-            prefix.truncate(len);
-        }
-    }
-    rec(trees, root, &mut Vec::new(), f);
-    Ok(())
 }

@@ -136,7 +136,7 @@ fn process_start(pid: u32) -> Option<u64> {
 }
 
 /// The content of a lease object.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeaseInfo {
     /// For messages only; never used to decide liveness.
     pub host: String,
@@ -399,6 +399,7 @@ pub struct LeaseWatch {
     seen: HashMap<String, (u64, f64)>,
     file: Option<PathBuf>,
     me: Identity,
+    ttl: f64,
 }
 
 /// strata's local cache directory: `$STRATA_CACHE_DIR`, else
@@ -426,7 +427,12 @@ impl LeaseWatch {
             .filter(|w| Some(&w.boot_id) == me.boot_id.as_ref())
             .map(|w| w.seen)
             .unwrap_or_default();
-        LeaseWatch { seen, file, me }
+        LeaseWatch {
+            seen,
+            file,
+            me,
+            ttl: ttl().as_secs_f64(),
+        }
     }
 
     /// Remembers the observations for the next run (best effort).
@@ -459,7 +465,7 @@ impl LeaseWatch {
                 .or_default()
                 .push((seq, e.name.clone()));
         }
-        let ttl = ttl().as_secs_f64();
+        let ttl = self.ttl;
         let now = boot_clock();
         let mut live = Vec::new();
         let mut removed = 0;
@@ -577,6 +583,33 @@ pub fn load_pending(backend: &dyn Backend) -> Result<(Vec<String>, HashSet<Id>, 
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn lease_objects_round_trip(
+            id in "[0-9a-f]{32}",
+            seq in proptest::prelude::any::<u64>(),
+            pid in proptest::prelude::any::<u32>(),
+            host in ".{0,40}",
+            machine in proptest::option::of("[0-9a-f]{32}"),
+            ns in proptest::option::of(proptest::prelude::any::<u64>()),
+            start in proptest::option::of(proptest::prelude::any::<u64>()),
+        ) {
+            let n = object_name(&id, seq);
+            proptest::prop_assert_eq!(parse_name(&n), (id.as_str(), seq));
+            let info = LeaseInfo {
+                host,
+                pid,
+                operation: "backup".into(),
+                started: 1.5,
+                seq,
+                identity: Identity { machine_id: machine, boot_id: None, pid_ns: ns },
+                pid_start: start,
+            };
+            let back: LeaseInfo = serde_json::from_slice(&serde_json::to_vec(&info).unwrap()).unwrap();
+            proptest::prop_assert_eq!(back, info);
+        }
+    }
+
     #[test]
     fn names_round_trip_and_old_names_are_seq_zero() {
         let id = "0123456789abcdef0123456789abcdef";
@@ -587,6 +620,73 @@ mod tests {
         }
         assert_eq!(parse_name(id), (id, 0));
         assert_eq!(parse_name("-1"), ("-1", 0));
+    }
+
+    fn put_lease(b: &dyn Backend, id: &str, seq: u64, pid: u32, identity: Identity) {
+        let info = LeaseInfo {
+            host: "same-name".into(),
+            pid,
+            operation: "backup".into(),
+            started: 0.0,
+            seq,
+            identity,
+            pid_start: None,
+        };
+        b.put(
+            Kind::Lease,
+            &object_name(id, seq),
+            &serde_json::to_vec(&info).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// An observer ends a lease at once only when it can check the PID (same
+    /// machine, boot and PID namespace); any other lease only after it saw it
+    /// unchanged for the TTL on its own clock — a renewal restarts the count,
+    /// and the holder's wall clock (`started`, here 1970) plays no part.
+    #[test]
+    fn observer_judges_staleness_on_its_own_clock() {
+        let dir = std::env::temp_dir().join(format!("strata-lease-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let b = strata_store::LocalBackend::new(&dir);
+        b.create().unwrap();
+        let me = Identity::current();
+        let mut dead_pid = 4_000_000u32; // above any pid_max
+        while process_alive(dead_pid, None) {
+            dead_pid += 1;
+        }
+        let foreign = Identity {
+            pid_ns: me.pid_ns.map(|n| n + 1),
+            ..me.clone()
+        };
+        put_lease(&b, "aa", 0, dead_pid, me.clone()); // ours, process gone
+        put_lease(&b, "bb", 0, dead_pid, foreign); // other PID namespace: not checkable
+        put_lease(&b, "cc", 0, std::process::id(), me.clone()); // ours, alive
+        let mut w = LeaseWatch::new(&Id([7; 32]));
+        w.file = None;
+        w.ttl = 0.6;
+        let ids = |l: &[LiveLease]| {
+            let mut v: Vec<String> = l.iter().map(|l| l.id.clone()).collect();
+            v.sort();
+            v
+        };
+        let (live, removed) = w.scan(&b).unwrap();
+        assert_eq!((ids(&live), removed), (vec!["bb".into(), "cc".into()], 1));
+        std::thread::sleep(Duration::from_millis(400));
+        // a renewal of cc restarts its count; bb stays unchanged
+        put_lease(&b, "cc", 1, std::process::id(), me.clone());
+        b.delete(Kind::Lease, &object_name("cc", 0)).unwrap();
+        let (live, _) = w.scan(&b).unwrap();
+        assert_eq!(ids(&live), vec!["bb".to_string(), "cc".into()]);
+        std::thread::sleep(Duration::from_millis(400));
+        let (live, removed) = w.scan(&b).unwrap();
+        assert_eq!((ids(&live), removed), (vec!["cc".to_string()], 1));
+        assert!(b
+            .list(Kind::Lease)
+            .unwrap()
+            .iter()
+            .all(|e| e.name.starts_with("cc-")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use strata_format::tree::{Node, NodeKind};
@@ -51,6 +51,11 @@ struct Item<'a> {
     rel: Vec<u8>,
     node: &'a Node,
 }
+
+const PENDING: u8 = 0;
+const CREATING: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
 
 /// (st_dev, st_ino) of something restore created.
 type Key = (u64, u64);
@@ -254,6 +259,7 @@ pub fn restore(
     fs::create_dir_all(target).map_err(RepoError::io(target))?;
     let rootfd = safefs::open_root(target).map_err(RepoError::io(target))?;
     let rfd = rootfd.as_fd();
+    let fresh = safefs::is_empty_dir(rfd).map_err(RepoError::io(target))?;
     let disp = |rel: &[u8]| {
         target
             .join(std::ffi::OsStr::from_bytes(rel))
@@ -266,11 +272,13 @@ pub fn restore(
         progress.warn(&msg);
     };
 
-    // 1. every entry but hard-link followers, parents first, owner-only modes
+    // 1. every entry but hard-link followers, owner-only modes: directories,
+    //    symlinks and specials in order (parents first), then files
     let mut made: Vec<Option<Key>> = vec![None; items.len()];
     let mut ours: Option<HashSet<Key>> = None;
     let mut failed_dirs: HashSet<&[u8]> = HashSet::new();
     let mut files: Vec<usize> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
     let mut links: Vec<(usize, usize)> = Vec::new();
     let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
     let mut total_bytes = 0;
@@ -286,11 +294,25 @@ pub fn restore(
             }
             continue;
         }
-        if n.kind == NodeKind::File && n.nlink > 1 {
-            if let Some(&f) = first_link.get(&(n.dev, n.inode)) {
-                links.push((f, i));
-                continue;
+        if let Err(e) = safefs::check_component(name) {
+            // only a damaged or forged tree has such a name
+            warn(format!("{}: {e}", disp(&it.rel)));
+            if n.kind == NodeKind::Dir {
+                failed_dirs.insert(&it.rel);
             }
+            continue;
+        }
+        if n.kind == NodeKind::File {
+            if n.nlink > 1 {
+                if let Some(&f) = first_link.get(&(n.dev, n.inode)) {
+                    links.push((f, i));
+                    continue;
+                }
+                first_link.insert((n.dev, n.inode), i);
+            }
+            // files are created below, in parallel
+            candidates.push(i);
+            continue;
         }
         if parent.as_ref().is_none_or(|(p, _)| *p != pdir) {
             match safefs::open_beneath(rfd, pdir, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
@@ -330,15 +352,42 @@ pub fn restore(
                 continue;
             }
         }
-        if n.kind == NodeKind::File {
-            if n.nlink > 1 {
-                first_link.insert((n.dev, n.inode), i);
-            }
-            total_bytes += n.size;
-            files.push(i);
-        }
     }
     drop(parent);
+    let threads = if opts.threads > 0 {
+        opts.threads
+    } else {
+        par::cpus() + 1
+    };
+    // Files. Into a target that was empty, each file is created (O_EXCL,
+    // 0600) by the thread that writes its first blob; anything found in its
+    // place then appeared during the restore and the file is refused. Into a
+    // target that held something, files are created one by one first, with
+    // the same care as directories (what is in the way is replaced).
+    // (Creating them all in parallel up front is slower: ext4 without a
+    // journal rescans recently freed inodes when threads race for them.)
+    if !fresh {
+        for &i in &candidates {
+            let r = safefs::open_parent(rfd, &items[i].rel).and_then(|(dir, name)| {
+                create_one(dir.as_fd(), name, items[i].node, &mut ours, &made)
+            });
+            match r {
+                Ok(k) => {
+                    made[i] = Some(k);
+                    if let Some(set) = ours.as_mut() {
+                        set.insert(k);
+                    }
+                    files.push(i);
+                }
+                Err(e) => warn(format!("{}: {e}", disp(&items[i].rel))),
+            }
+        }
+    } else {
+        files = candidates;
+    }
+    for &i in &files {
+        total_bytes += items[i].node.size;
+    }
     progress.start("restore", Some(files.len() as u64), Some(total_bytes));
 
     // 2. every (blob, destination) pair, sorted by pack and position in the pack:
@@ -349,10 +398,73 @@ pub fn restore(
         .map(|&i| AtomicUsize::new(items[i].node.content.len()))
         .collect();
     let bad: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
+    // per file: PENDING → CREATING → READY (key in dev/ino) or FAILED
+    let state: Vec<AtomicU8> = files
+        .iter()
+        .map(|&i| AtomicU8::new(if made[i].is_some() { READY } else { PENDING }))
+        .collect();
+    let inode: Vec<(AtomicU64, AtomicU64)> = files
+        .iter()
+        .map(|&i| {
+            let k = made[i].unwrap_or_default();
+            (AtomicU64::new(k.0), AtomicU64::new(k.1))
+        })
+        .collect();
+    // The file to write blob data into: created by the first writer, else
+    // reopened, if it is still the inode restore created.
+    let file_for = |fi: usize| -> std::io::Result<fs::File> {
+        let rel = &items[files[fi]].rel;
+        loop {
+            match state[fi].load(Ordering::Acquire) {
+                READY => {
+                    let k = (
+                        inode[fi].0.load(Ordering::Relaxed),
+                        inode[fi].1.load(Ordering::Relaxed),
+                    );
+                    return open_made(rfd, rel, k);
+                }
+                FAILED => return Err(std::io::Error::other("could not be created")),
+                PENDING
+                    if state[fi]
+                        .compare_exchange(PENDING, CREATING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok() =>
+                {
+                    let r = safefs::open_parent(rfd, rel).and_then(|(dir, name)| {
+                        let fd = safefs::create_at(dir.as_fd(), name, 0o600)?;
+                        let k = key(&safefs::fstat(fd.as_fd())?);
+                        Ok((fd, k))
+                    });
+                    return match r {
+                        Ok((fd, k)) => {
+                            inode[fi].0.store(k.0, Ordering::Relaxed);
+                            inode[fi].1.store(k.1, Ordering::Relaxed);
+                            state[fi].store(READY, Ordering::Release);
+                            Ok(fs::File::from(fd))
+                        }
+                        Err(e) => {
+                            state[fi].store(FAILED, Ordering::Release);
+                            Err(match e.raw_os_error() {
+                                Some(libc::EEXIST) => std::io::Error::other(
+                                    "something appeared in its place during the restore \
+                                     (or another entry has the same name on this target); not written",
+                                ),
+                                _ => e,
+                            })
+                        }
+                    };
+                }
+                _ => std::thread::yield_now(),
+            }
+        }
+    };
     let sparse: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
     for (fi, &i) in files.iter().enumerate() {
         let n = items[i].node;
         if n.content.is_empty() {
+            if let Err(e) = file_for(fi) {
+                bad[fi].store(true, Ordering::Relaxed);
+                warn(format!("{}: {e}", disp(&items[i].rel)));
+            }
             progress.inc(1, 0);
             continue;
         }
@@ -375,21 +487,13 @@ pub fn restore(
     }
 
     // 3. content, pack by pack
-    let threads = if opts.threads > 0 {
-        opts.threads
-    } else {
-        par::cpus() + 1
-    };
-    let write_one = |fi: usize, offset: u64, data: &[u8]| -> std::io::Result<()> {
-        let i = files[fi];
-        let f = open_made(rfd, &items[i].rel, made[i].expect("files were made"))?;
-        f.write_all_at(data, offset)
-    };
     // one blob's plaintext to every place that needs it
     let deliver = |data: &[u8], dests: &[(u32, u32, u32, u32, u64)]| {
         for &(_, _, _, file, offset) in dests {
             let file = file as usize;
-            match write_sparse(data, offset, |off, d| write_one(file, off, d)) {
+            let r = file_for(file)
+                .and_then(|f| write_sparse(data, offset, |off, d| f.write_all_at(d, off)));
+            match r {
                 Ok(skipped) => {
                     if skipped {
                         sparse[file].store(true, Ordering::Relaxed);
@@ -476,6 +580,14 @@ pub fn restore(
         }
     });
     let fatal = fatal.into_inner().unwrap();
+    for (fi, &i) in files.iter().enumerate() {
+        if state[fi].load(Ordering::Acquire) == READY {
+            made[i] = Some((
+                inode[fi].0.load(Ordering::Relaxed),
+                inode[fi].1.load(Ordering::Relaxed),
+            ));
+        }
+    }
     let finished =
         |fi: usize| !bad[fi].load(Ordering::Relaxed) && remaining[fi].load(Ordering::Relaxed) == 0;
     // sparse files: zero blocks were skipped, so extend to the full size (holes)
@@ -490,18 +602,23 @@ pub fn restore(
             }
         }
     }
-    let file_pos: HashMap<usize, usize> =
-        files.iter().enumerate().map(|(fi, &i)| (i, fi)).collect();
+    // item → its position in `files` (u32::MAX: not a restored file)
+    let mut file_pos = vec![u32::MAX; items.len()];
+    for (fi, &i) in files.iter().enumerate() {
+        file_pos[i] = fi as u32;
+    }
+    let mut made_set: Option<HashSet<Key>> = None;
     let mut linked = 0;
     for &(f, l) in &links {
-        if fatal.is_some() || !finished(file_pos[&f]) {
+        if fatal.is_some() || !finished(file_pos[f] as usize) {
             continue;
         }
         let r = (|| -> std::io::Result<()> {
             let (sdir, sname) = safefs::open_parent(rfd, &items[f].rel)?;
             let (ddir, dname) = safefs::open_parent(rfd, &items[l].rel)?;
             if let Ok(st) = safefs::stat_at(ddir.as_fd(), dname) {
-                if made.contains(&Some(key(&st))) {
+                let set = made_set.get_or_insert_with(|| made.iter().flatten().copied().collect());
+                if set.contains(&key(&st)) {
                     return Err(std::io::Error::other(
                         "another entry of this snapshot has the same name on this target",
                     ));
@@ -523,7 +640,7 @@ pub fn restore(
         .filter(|&i| {
             made[i].is_some()
                 && items[i].node.kind != NodeKind::Dir
-                && file_pos.get(&i).is_none_or(|&fi| finished(fi))
+                && (file_pos[i] == u32::MAX || finished(file_pos[i] as usize))
         })
         .collect();
     par::map(&done, threads, |&i| {

@@ -25,7 +25,7 @@ fn cstr(b: &[u8]) -> io::Result<CString> {
 }
 
 /// Refuses names that are empty, `.`, `..` or contain `/`.
-fn check_component(c: &[u8]) -> io::Result<()> {
+pub fn check_component(c: &[u8]) -> io::Result<()> {
     if c.is_empty() || c == b"." || c == b".." || c.contains(&b'/') {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -270,6 +270,11 @@ pub fn remove_at(dir: BorrowedFd, name: &[u8]) -> io::Result<()> {
     }
     // SAFETY: c is valid.
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
+}
+
+/// True if the directory holds nothing.
+pub fn is_empty_dir(dir: BorrowedFd) -> io::Result<bool> {
+    Ok(read_names(dir)?.is_empty())
 }
 
 /// The names in a directory (without `.` and `..`).

@@ -38,32 +38,58 @@ pub fn load_trees(
 }
 
 /// Depth-first pre-order walk over loaded trees; `f(path, node)` with paths
-/// like `/a/b` (relative to the root).
+/// like `/a/b` (relative to the root). Fails on a tree that was not loaded.
 pub fn walk<'a>(
     trees: &'a HashMap<Id, Vec<Node>>,
     root: &Id,
     f: &mut impl FnMut(&[u8], &'a Node),
 ) -> Result<()> {
+    walk_inner(trees, root, false, f)
+}
+
+/// [`walk`] that skips the subtrees it does not have instead of failing
+/// (for `check`, which reports them on its own).
+pub fn walk_lossy<'a>(
+    trees: &'a HashMap<Id, Vec<Node>>,
+    root: &Id,
+    f: &mut impl FnMut(&[u8], &'a Node),
+) {
+    let _ = walk_inner(trees, root, true, f);
+}
+
+fn walk_inner<'a>(
+    trees: &'a HashMap<Id, Vec<Node>>,
+    root: &Id,
+    lossy: bool,
+    f: &mut impl FnMut(&[u8], &'a Node),
+) -> Result<()> {
     fn rec<'a>(
         trees: &'a HashMap<Id, Vec<Node>>,
         id: &Id,
+        lossy: bool,
         prefix: &mut Vec<u8>,
         f: &mut impl FnMut(&[u8], &'a Node),
     ) -> Result<()> {
-        let nodes = trees.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
+        let Some(nodes) = trees.get(id) else {
+            return if lossy {
+                Ok(())
+            } else {
+                Err(RepoError::BlobMissing { id: *id })
+            };
+        };
         for n in nodes {
             let len = prefix.len();
             prefix.push(b'/');
             prefix.extend_from_slice(&n.name);
             f(prefix, n);
             if let Some(s) = n.subtree() {
-                rec(trees, &s, prefix, f)?;
+                rec(trees, &s, lossy, prefix, f)?;
             }
             prefix.truncate(len);
         }
         Ok(())
     }
-    rec(trees, root, &mut Vec::new(), f)
+    rec(trees, root, lossy, &mut Vec::new(), f)
 }
 
 /// Resolves `sub` (like `/etc/hosts` or `etc`) below `root`: the node, or

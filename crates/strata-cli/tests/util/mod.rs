@@ -10,6 +10,14 @@ use std::process::{Command, Output, Stdio};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The strata binary under test: this build's, or `STRATA_TEST_BIN` (to run
+/// a test against another build, e.g. to see it fail on an older one).
+pub fn strata_bin() -> PathBuf {
+    std::env::var_os("STRATA_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_strata")))
+}
+
 pub struct Env {
     pub dir: PathBuf,
     pub repo: PathBuf,
@@ -29,7 +37,7 @@ impl Env {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        let mut c = Command::new(strata_bin());
         c.env("STRATA_REPOSITORY", &self.repo)
             .env("STRATA_PASSWORD", PASSWORD)
             .env("STRATA_CACHE_DIR", self.dir.join("cache"))

@@ -11,4 +11,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# Garage, the S3 store of the s3:: tests: built once, cached outside the clone
+STRATA_GARAGE_BIN=$(./scripts/garage.sh)
+export STRATA_GARAGE_BIN
 cargo test --workspace --release "$@"

@@ -2,6 +2,7 @@
 
 mod monitor;
 mod replicate;
+mod s3;
 mod safety;
 mod snapshot;
 mod util;

@@ -71,11 +71,11 @@ pub fn plan(snaps: &[(Id, Snapshot)], policy: &Policy) -> Vec<Group> {
 pub fn forget(repo: &Repository, policy: &Policy, dry_run: bool) -> Result<Vec<Group>> {
     let groups = plan(&repo.snapshots()?, policy);
     if !dry_run {
-        for g in &groups {
-            for d in &g.remove {
-                repo.backend.delete(Kind::Snapshot, &d.id.to_hex())?;
-            }
-        }
+        let names: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.remove.iter().map(|d| d.id.to_hex()))
+            .collect();
+        repo.backend.delete_many(Kind::Snapshot, &names)?;
     }
     Ok(groups)
 }

@@ -402,17 +402,7 @@ pub struct LeaseWatch {
     ttl: f64,
 }
 
-/// strata's local cache directory: `$STRATA_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("STRATA_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("strata"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/strata"))
-}
+pub use strata_store::cache_dir;
 
 impl LeaseWatch {
     /// An observer for the repository `repo_id`, with what earlier runs on

@@ -302,26 +302,31 @@ pub fn prune(
     new_packs.extend(data.take_done());
     new_packs.extend(trees.take_done());
     let new_name = repo.write_index(&new_packs)?;
-    for f in &idx.files {
-        if *f != new_name {
-            repo.backend.delete(Kind::Index, f)?;
-            rep.index_files_replaced += 1;
-        }
-    }
+    let old_index: Vec<String> = idx
+        .files
+        .iter()
+        .filter(|f| **f != new_name)
+        .cloned()
+        .collect();
+    repo.backend.delete_many(Kind::Index, &old_index)?;
+    rep.index_files_replaced += old_index.len();
     // Orphans that a finished writer indexed in the meantime are not orphans.
     // A repacked pack can come out byte-identical to a doomed one (when every
     // blob of it turned out to be needed): it has the same name and is kept.
     let indexed: HashSet<Id> = new_packs.iter().map(|p| p.pack_id).collect();
-    for id in doomed
+    let gone: Vec<String> = doomed
         .iter()
         .chain(orphans.iter().filter(|o| !idx.has_pack(o)))
         .filter(|id| !indexed.contains(id))
-    {
-        repo.backend.delete(Kind::Pack, &id.to_hex())?;
-    }
-    for r in old_records.iter().chain(std::iter::once(&rname)) {
-        repo.backend.delete(Kind::Pending, r)?;
-    }
+        .map(|id| id.to_hex())
+        .collect();
+    repo.backend.delete_many(Kind::Pack, &gone)?;
+    let records: Vec<String> = old_records
+        .iter()
+        .chain(std::iter::once(&rname))
+        .cloned()
+        .collect();
+    repo.backend.delete_many(Kind::Pending, &records)?;
     Ok(rep)
 }
 

@@ -33,6 +33,42 @@ pub struct RepoConfig {
     pub pack_size: u32,
     /// zstd level (0 = no compression).
     pub compression: i32,
+    /// What a remote store was found to guarantee at `init` (absent for
+    /// local directories, whose guarantees are fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageCaps>,
+}
+
+/// The probed capabilities of a remote store, as recorded in `config`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageCaps {
+    /// The store refuses to replace an object (`If-None-Match: *`).
+    pub conditional_create: bool,
+    /// A listing right after a write shows it.
+    pub list_after_write: bool,
+    /// Object Lock is available.
+    pub object_lock: bool,
+}
+
+impl From<strata_store::Capabilities> for StorageCaps {
+    fn from(c: strata_store::Capabilities) -> Self {
+        StorageCaps {
+            conditional_create: c.conditional_create,
+            list_after_write: c.list_after_write,
+            object_lock: c.object_lock,
+        }
+    }
+}
+
+impl From<StorageCaps> for strata_store::Capabilities {
+    fn from(c: StorageCaps) -> Self {
+        strata_store::Capabilities {
+            conditional_create: c.conditional_create,
+            list_after_write: c.list_after_write,
+            object_lock: c.object_lock,
+        }
+    }
 }
 
 /// Options of `init`.
@@ -113,6 +149,10 @@ impl Repository {
             });
         }
         backend.create()?;
+        let storage = backend.probe()?.map(StorageCaps::from);
+        if let Some(c) = storage {
+            backend.use_capabilities(&c.into());
+        }
         let master = MasterKey::generate();
         let mut rid = [0u8; 32];
         getrandom::getrandom(&mut rid).expect("the OS random source failed");
@@ -122,6 +162,7 @@ impl Repository {
             chunker: opts.chunker,
             pack_size: opts.pack_size,
             compression: opts.compression,
+            storage,
         };
         let kf = KeyFile::create(&master, password, opts.kdf, &hostname(), &username())?;
         let bytes = kf.encode();
@@ -167,6 +208,9 @@ impl Repository {
                     config.version
                 ),
             });
+        }
+        if let Some(c) = config.storage {
+            backend.use_capabilities(&c.into());
         }
         let mut keys = backend.list(Kind::Key)?;
         keys.sort_by(|a, b| a.name.cmp(&b.name));

@@ -17,9 +17,13 @@
 //! - [`Backend::delete`] of a missing object succeeds.
 //! - [`Backend::list`] reflects every completed `put` and `delete`.
 
+pub mod cache;
 mod local;
+pub mod s3;
 
+pub use cache::{cache_dir, CachedBackend};
 pub use local::LocalBackend;
+pub use s3::{S3Backend, S3Credentials, S3Location};
 
 use thiserror::Error;
 
@@ -75,6 +79,17 @@ pub enum StoreError {
     Exists { kind: Kind, name: String },
     #[error("invalid object name {name:?}")]
     BadName { name: String },
+    /// A repository location or its credentials are unusable.
+    #[error("{message}")]
+    Config { message: String },
+    /// A remote store refused or failed a request (after retries).
+    #[error("{what} at {location}: {detail}{}", if hint.is_empty() { String::new() } else { format!("\nhint: {hint}") })]
+    Remote {
+        what: String,
+        location: String,
+        detail: String,
+        hint: &'static str,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -145,6 +160,18 @@ impl Drop for Staged {
     }
 }
 
+/// What a store was found to guarantee when probed at `init` (recorded in
+/// the repository's `config`, never assumed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `If-None-Match: *` on PUT refuses to replace an existing object.
+    pub conditional_create: bool,
+    /// A LIST right after a PUT shows the object.
+    pub list_after_write: bool,
+    /// Objects can be locked against deletion (S3 Object Lock).
+    pub object_lock: bool,
+}
+
 /// A place that stores repository objects.
 pub trait Backend: Send + Sync {
     /// A human-readable location (for messages).
@@ -174,12 +201,40 @@ pub trait Backend: Send + Sync {
     fn clean_staging(&self, _age: std::time::Duration) -> Result<usize> {
         Ok(0)
     }
+    /// Finds out what the store guarantees (remote stores); `None` where the
+    /// backend's guarantees are fixed (local: create-only by `link`).
+    fn probe(&self) -> Result<Option<Capabilities>> {
+        Ok(None)
+    }
+    /// Applies the capabilities recorded at `init`.
+    fn use_capabilities(&self, _caps: &Capabilities) {}
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Reads the last `len` bytes (or the whole object if shorter), and returns the total size.
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)>;
     fn list(&self, kind: Kind) -> Result<Vec<Entry>>;
     fn delete(&self, kind: Kind, name: &str) -> Result<()>;
+    /// Deletes several objects of one kind (S3: DeleteObjects, 1000 a request).
+    fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
+        names.iter().try_for_each(|n| self.delete(kind, n))
+    }
+}
+
+/// Opens a repository location: `s3:…` (credentials from the environment,
+/// see [`S3Credentials::from_env`]) or a local directory path. A remote
+/// repository gets the local metadata cache ([`CachedBackend`]) unless
+/// `cache` is false or there is no cache directory.
+pub fn open(location: &str, cache: bool) -> Result<std::sync::Arc<dyn Backend>> {
+    if location.starts_with("s3:") {
+        let loc = S3Location::parse(location)?;
+        let creds = S3Credentials::from_env()?;
+        let s3: std::sync::Arc<dyn Backend> = std::sync::Arc::new(S3Backend::new(loc, &creds)?);
+        return Ok(match cache_dir().filter(|_| cache) {
+            Some(root) => std::sync::Arc::new(CachedBackend::new(s3, &root)),
+            None => s3,
+        });
+    }
+    Ok(std::sync::Arc::new(LocalBackend::new(location)))
 }
 
 /// Object names are lowercase hex or `[a-z0-9-]`; nothing that could escape a prefix.

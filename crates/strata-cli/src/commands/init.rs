@@ -14,6 +14,14 @@ pub struct Init {
     pub compression: i32,
 }
 
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 pub fn run(g: &Global, c: Init) -> Result<u8> {
     let backend = g.backend()?;
     let pw = g.password()?;
@@ -31,7 +39,8 @@ pub fn run(g: &Global, c: Init) -> Result<u8> {
     )?;
     if g.json {
         super::print_json(
-            &serde_json::json!({"id": repo.config.id, "location": repo.backend.location()}),
+            &serde_json::json!({"id": repo.config.id, "location": repo.backend.location(),
+                "storage": repo.config.storage}),
         )?;
     } else if !g.quiet {
         println!(
@@ -39,6 +48,22 @@ pub fn run(g: &Global, c: Init) -> Result<u8> {
             repo.config.id.short(),
             repo.backend.location()
         );
+        if let Some(c) = repo.config.storage {
+            println!(
+                "storage: conditional create {}, list after write {}, object lock {}",
+                yes(c.conditional_create),
+                yes(c.list_after_write),
+                yes(c.object_lock)
+            );
+            if !c.conditional_create {
+                eprintln!(
+                    "warning: this store cannot refuse to overwrite an object (it ignores If-None-Match), \
+                     so direct access is only as safe as its credentials: anyone holding them can \
+                     replace or delete backups\nhint: give backup clients a `strata server` token \
+                     instead of these credentials to make them append-only"
+                );
+            }
+        }
         println!("Keep the password safe: without it the data cannot be read.");
     }
     Ok(0)

@@ -43,7 +43,8 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location (a directory).
+    /// Repository location: a directory, or `s3:https://HOST[:PORT]/BUCKET[/PREFIX]`
+    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE).
     #[arg(short = 'r', long, env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<PathBuf>,
     /// Read the password from this file (first line).
@@ -52,6 +53,9 @@ pub struct Global {
     /// Run this command (no shell) and use its output as the password.
     #[arg(long, env = "STRATA_PASSWORD_COMMAND", global = true)]
     pub password_command: Option<String>,
+    /// Do not use the local metadata cache of a remote repository.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Print only errors and warnings; no progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -105,7 +109,10 @@ impl Global {
             .repo
             .as_ref()
             .context("no repository given\nhint: use --repo DIR or set STRATA_REPOSITORY")?;
-        Ok(strata_repo::local(repo))
+        match repo.to_str() {
+            Some(s) if s.starts_with("s3:") => Ok(strata_store::open(s, !self.no_cache)?),
+            _ => Ok(strata_repo::local(repo)),
+        }
     }
 
     pub fn password(&self) -> Result<Vec<u8>> {

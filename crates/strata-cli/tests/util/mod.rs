@@ -21,6 +21,8 @@ pub fn strata_bin() -> PathBuf {
 pub struct Env {
     pub dir: PathBuf,
     pub repo: PathBuf,
+    /// Extra environment of every strata run (S3 credentials).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -29,7 +31,11 @@ impl Env {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let repo = dir.join("repo");
-        Env { dir, repo }
+        Env {
+            dir,
+            repo,
+            vars: Vec::new(),
+        }
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -43,6 +49,9 @@ impl Env {
             .env("STRATA_CACHE_DIR", self.dir.join("cache"))
             .env_remove("STRATA_PASSWORD_FILE")
             .env_remove("STRATA_PASSWORD_COMMAND");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c.stdin(Stdio::null());
         c
     }

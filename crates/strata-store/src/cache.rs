@@ -1,0 +1,278 @@
+//! A local metadata cache in front of a remote backend.
+//!
+//! Index files, snapshots and key files are immutable and named by the
+//! BLAKE3 hash of their bytes, so a cached copy is verified against its name
+//! on every read and can never be stale: it is either the object or it is
+//! discarded and fetched again. Pack tails (the plaintext headers the engine
+//! reads to adopt or verify packs) are immutable too; they are stored with a
+//! BLAKE3 checksum of the cache file's own content, so local damage is caught.
+//! Listings always go to storage (the cache never decides what exists);
+//! a listing of indexes or snapshots drops cached copies of objects that are
+//! gone. Writes go to storage first, then into the cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::{Backend, Capabilities, Entry, Kind, Result, Staged};
+
+/// strata's local cache directory: `$STRATA_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("STRATA_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("strata"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/strata"))
+}
+
+/// A backend whose immutable metadata reads are served from a local directory.
+pub struct CachedBackend {
+    inner: Arc<dyn Backend>,
+    dir: PathBuf,
+}
+
+fn cached_kind(kind: Kind) -> bool {
+    matches!(kind, Kind::Index | Kind::Snapshot | Kind::Key)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) {
+    // best effort: a cache that cannot be written is only slower
+    let Some(parent) = path.parent() else { return };
+    if std::fs::create_dir_all(parent).is_err() {
+        return;
+    }
+    let mut r = [0u8; 8];
+    if getrandom::getrandom(&mut r).is_err() {
+        return;
+    }
+    let tmp = parent.join(format!(
+        ".tmp-{}",
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(&tmp);
+}
+
+impl CachedBackend {
+    /// Caches `inner` under `<cache_dir>/repo-<BLAKE3 of the location>/`.
+    pub fn new(inner: Arc<dyn Backend>, cache_root: &Path) -> CachedBackend {
+        let h = blake3::hash(inner.location().as_bytes()).to_hex();
+        CachedBackend {
+            dir: cache_root.join(format!("repo-{}", &h[..32])),
+            inner,
+        }
+    }
+
+    /// The directory this repository's cache lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> Option<PathBuf> {
+        crate::check_name(name).ok()?;
+        Some(self.dir.join(kind.dir()).join(name))
+    }
+
+    fn tail_path(&self, name: &str) -> Option<PathBuf> {
+        crate::check_name(name).ok()?;
+        Some(self.dir.join("packtail").join(name))
+    }
+}
+
+impl Backend for CachedBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<()> {
+        self.inner.create()
+    }
+    fn probe(&self) -> Result<Option<Capabilities>> {
+        self.inner.probe()
+    }
+    fn use_capabilities(&self, caps: &Capabilities) {
+        self.inner.use_capabilities(caps)
+    }
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(kind, name, data)?;
+        if cached_kind(kind) && blake3::hash(data).to_hex().as_str() == name {
+            if let Some(p) = self.path(kind, name) {
+                write_atomic(&p, data);
+            }
+        }
+        Ok(())
+    }
+    fn stage(&self) -> Result<Staged> {
+        self.inner.stage()
+    }
+    fn put_staged(&self, kind: Kind, name: &str, staged: Staged) -> Result<()> {
+        self.inner.put_staged(kind, name, staged)
+    }
+    fn clean_staging(&self, age: std::time::Duration) -> Result<usize> {
+        self.inner.clean_staging(age)
+    }
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        if !cached_kind(kind) {
+            return self.inner.get(kind, name);
+        }
+        let path = self.path(kind, name);
+        if let Some(p) = &path {
+            if let Ok(b) = std::fs::read(p) {
+                if blake3::hash(&b).to_hex().as_str() == name {
+                    return Ok(b);
+                }
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let b = self.inner.get(kind, name)?;
+        if let Some(p) = &path {
+            if blake3::hash(&b).to_hex().as_str() == name {
+                write_atomic(p, &b);
+            }
+        }
+        Ok(b)
+    }
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(kind, name, offset, len)
+    }
+    fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)> {
+        if kind != Kind::Pack {
+            return self.inner.get_tail(kind, name, len);
+        }
+        // file: total size (8 bytes LE) || BLAKE3 of the rest (32) || tail bytes
+        let path = self.tail_path(name);
+        if let Some(p) = &path {
+            if let Ok(b) = std::fs::read(p) {
+                if b.len() >= 40 && blake3::hash(&b[40..]).as_bytes()[..] == b[8..40] {
+                    let total = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+                    let tail = &b[40..];
+                    if tail.len() as u64 >= len.min(total) {
+                        return Ok((tail[tail.len() - len.min(total) as usize..].to_vec(), total));
+                    }
+                } else {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        let (tail, total) = self.inner.get_tail(kind, name, len)?;
+        if let Some(p) = &path {
+            let mut f = Vec::with_capacity(40 + tail.len());
+            f.extend_from_slice(&total.to_le_bytes());
+            f.extend_from_slice(blake3::hash(&tail).as_bytes());
+            f.extend_from_slice(&tail);
+            write_atomic(p, &f);
+        }
+        Ok((tail, total))
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<Entry>> {
+        let listed = self.inner.list(kind)?;
+        if matches!(kind, Kind::Index | Kind::Snapshot | Kind::Pack) {
+            // forget cached copies of objects storage no longer has
+            let sub = if kind == Kind::Pack {
+                self.dir.join("packtail")
+            } else {
+                self.dir.join(kind.dir())
+            };
+            if let Ok(rd) = std::fs::read_dir(&sub) {
+                let names: std::collections::HashSet<&str> =
+                    listed.iter().map(|e| e.name.as_str()).collect();
+                for e in rd.flatten() {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    if !n.starts_with(".tmp-") && !names.contains(n.as_ref()) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(listed)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        self.inner.delete(kind, name)?;
+        if let Some(p) = self.path(kind, name) {
+            let _ = std::fs::remove_file(p);
+        }
+        if kind == Kind::Pack {
+            if let Some(p) = self.tail_path(name) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(())
+    }
+    fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
+        self.inner.delete_many(kind, names)?;
+        for n in names {
+            if let Some(p) = self.path(kind, n) {
+                let _ = std::fs::remove_file(p);
+            }
+            if kind == Kind::Pack {
+                if let Some(p) = self.tail_path(n) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalBackend;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("strata-cache-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn serves_verified_copies_and_refetches_damaged_ones() {
+        let d = tmpdir("a");
+        let inner: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.join("repo")));
+        inner.create().unwrap();
+        let c = CachedBackend::new(inner.clone(), &d.join("cache"));
+        let data = b"an index file".to_vec();
+        let name = blake3::hash(&data).to_hex().to_string();
+        c.put(Kind::Index, &name, &data).unwrap();
+        let cached = c.dir().join("index").join(&name);
+        assert_eq!(std::fs::read(&cached).unwrap(), data);
+        // damage the cached copy: the read notices and fetches from storage
+        std::fs::write(&cached, b"garbage").unwrap();
+        assert_eq!(c.get(Kind::Index, &name).unwrap(), data);
+        assert_eq!(std::fs::read(&cached).unwrap(), data);
+        // served from the cache when storage lost it (immutable, verified)
+        // … but a listing that no longer shows it drops the copy
+        inner.delete(Kind::Index, &name).unwrap();
+        assert_eq!(c.get(Kind::Index, &name).unwrap(), data);
+        assert!(c.list(Kind::Index).unwrap().is_empty());
+        assert!(!cached.exists());
+        assert!(c.get(Kind::Index, &name).is_err());
+        // pack tails: cached with a checksum; damage is refetched
+        let pack = vec![7u8; 5000];
+        let pname = blake3::hash(&pack).to_hex().to_string();
+        inner.put(Kind::Pack, &pname, &pack).unwrap();
+        assert_eq!(
+            c.get_tail(Kind::Pack, &pname, 100).unwrap(),
+            (vec![7u8; 100], 5000)
+        );
+        assert_eq!(
+            c.get_tail(Kind::Pack, &pname, 10).unwrap(),
+            (vec![7u8; 10], 5000)
+        );
+        let tp = c.dir().join("packtail").join(&pname);
+        let mut b = std::fs::read(&tp).unwrap();
+        let n = b.len();
+        b[n - 1] ^= 1;
+        std::fs::write(&tp, &b).unwrap();
+        assert_eq!(
+            c.get_tail(Kind::Pack, &pname, 100).unwrap(),
+            (vec![7u8; 100], 5000)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

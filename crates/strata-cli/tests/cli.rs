@@ -4,6 +4,7 @@ mod monitor;
 mod replicate;
 mod s3;
 mod safety;
+mod server;
 mod snapshot;
 mod util;
 
@@ -827,9 +828,19 @@ fn kill9_during_backup_and_prune_loses_nothing() {
         // Kill at a random instant up to the length of the last full run,
         // starting half-way through start-up (under CI load, later kills
         // mostly land after the backup is done).
-        std::thread::sleep(std::time::Duration::from_millis(
-            startup_ms / 2 + rng.below(round_ms.saturating_sub(startup_ms / 2) + 20),
-        ));
+        // Every third round waits for the first pack to land instead, so
+        // that kills mid-upload happen however fast this machine is.
+        if round % 3 == 0 {
+            let t = std::time::Instant::now();
+            while data_bytes(&env) == before && t.elapsed().as_millis() < 3 * round_ms as u128 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(rng.below(5)));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(
+                startup_ms / 2 + rng.below(round_ms.saturating_sub(startup_ms / 2) + 20),
+            ));
+        }
         let _ = child.kill(); // SIGKILL
         let st = child.wait().unwrap();
         let uploaded = data_bytes(&env) - before;

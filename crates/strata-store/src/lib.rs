@@ -20,10 +20,12 @@
 pub mod cache;
 mod local;
 pub mod s3;
+pub mod server;
 
 pub use cache::{cache_dir, CachedBackend};
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Credentials, S3Location};
+pub use server::{ServerBackend, ServerLocation};
 
 use thiserror::Error;
 
@@ -220,21 +222,35 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// How to reach a repository: its location plus client options.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Use the local metadata cache for a remote repository.
+    pub cache: bool,
+    /// Pinned SHA-256 of a `strata server` certificate.
+    pub server_fingerprint: Option<String>,
+}
+
 /// Opens a repository location: `s3:…` (credentials from the environment,
-/// see [`S3Credentials::from_env`]) or a local directory path. A remote
-/// repository gets the local metadata cache ([`CachedBackend`]) unless
-/// `cache` is false or there is no cache directory.
-pub fn open(location: &str, cache: bool) -> Result<std::sync::Arc<dyn Backend>> {
-    if location.starts_with("s3:") {
+/// see [`S3Credentials::from_env`]), `strata://…` (token from the
+/// environment, see [`server::token_from_env`]) or a local directory path.
+/// A remote repository gets the local metadata cache ([`CachedBackend`])
+/// unless `opts.cache` is false or there is no cache directory.
+pub fn open(location: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Backend>> {
+    let remote: std::sync::Arc<dyn Backend> = if location.starts_with("s3:") {
         let loc = S3Location::parse(location)?;
         let creds = S3Credentials::from_env()?;
-        let s3: std::sync::Arc<dyn Backend> = std::sync::Arc::new(S3Backend::new(loc, &creds)?);
-        return Ok(match cache_dir().filter(|_| cache) {
-            Some(root) => std::sync::Arc::new(CachedBackend::new(s3, &root)),
-            None => s3,
-        });
-    }
-    Ok(std::sync::Arc::new(LocalBackend::new(location)))
+        std::sync::Arc::new(S3Backend::new(loc, &creds)?)
+    } else if location.starts_with("strata://") {
+        let loc = ServerLocation::parse(location, opts.server_fingerprint.as_deref())?;
+        std::sync::Arc::new(ServerBackend::new(loc, server::token_from_env()?)?)
+    } else {
+        return Ok(std::sync::Arc::new(LocalBackend::new(location)));
+    };
+    Ok(match cache_dir().filter(|_| opts.cache) {
+        Some(root) => std::sync::Arc::new(CachedBackend::new(remote, &root)),
+        None => remote,
+    })
 }
 
 /// Object names are lowercase hex or `[a-z0-9-]`; nothing that could escape a prefix.

@@ -17,6 +17,7 @@ mod quickstart;
 mod repair;
 mod replicate;
 mod restore;
+mod server;
 mod snapshot;
 mod snapshots;
 mod stats;
@@ -43,8 +44,9 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location: a directory, or `s3:https://HOST[:PORT]/BUCKET[/PREFIX]`
-    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE).
+    /// Repository location: a directory, `s3:https://HOST[:PORT]/BUCKET[/PREFIX]`
+    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE),
+    /// or `strata://HOST:PORT/DATASTORE[/NAMESPACE]` (token from STRATA_SERVER_TOKEN_FILE).
     #[arg(short = 'r', long, env = "STRATA_REPOSITORY", global = true)]
     pub repo: Option<PathBuf>,
     /// Read the password from this file (first line).
@@ -53,6 +55,10 @@ pub struct Global {
     /// Run this command (no shell) and use its output as the password.
     #[arg(long, env = "STRATA_PASSWORD_COMMAND", global = true)]
     pub password_command: Option<String>,
+    /// SHA-256 fingerprint of a `strata server` certificate to pin
+    /// (printed by `strata server serve`).
+    #[arg(long, env = "STRATA_SERVER_FINGERPRINT", global = true)]
+    pub server_fingerprint: Option<String>,
     /// Do not use the local metadata cache of a remote repository.
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -97,6 +103,9 @@ pub enum Command {
     /// The heartbeat monitor server (Uptime Kuma / healthchecks compatible).
     #[command(subcommand)]
     Monitor(monitor::Monitor),
+    /// The repository server: datastores on a directory or S3, tokens with roles.
+    #[command(subcommand)]
+    Server(server::Server),
     /// Show repository statistics.
     Stats(stats::Stats),
     /// Build and exercise a demo: init, backup, snapshots, restore, verify.
@@ -110,7 +119,15 @@ impl Global {
             .as_ref()
             .context("no repository given\nhint: use --repo DIR or set STRATA_REPOSITORY")?;
         match repo.to_str() {
-            Some(s) if s.starts_with("s3:") => Ok(strata_store::open(s, !self.no_cache)?),
+            Some(s) if s.starts_with("s3:") || s.starts_with("strata://") => {
+                Ok(strata_store::open(
+                    s,
+                    &strata_store::OpenOptions {
+                        cache: !self.no_cache,
+                        server_fingerprint: self.server_fingerprint.clone(),
+                    },
+                )?)
+            }
             _ => Ok(strata_repo::local(repo)),
         }
     }
@@ -153,6 +170,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Snapshot(c) => snapshot::run(g, c),
         Command::Replicate(c) => replicate::run(g, c),
         Command::Monitor(c) => monitor::run(g, c),
+        Command::Server(c) => server::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),
     }
 }

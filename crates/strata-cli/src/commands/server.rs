@@ -1,0 +1,182 @@
+//! `strata server`: the repository server and its tokens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use strata_server::tokens::{Role, TokenStore};
+
+use super::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum Server {
+    /// Serve datastores over HTTPS until stopped.
+    Serve(Serve),
+    /// Manage API tokens (stored hashed in the state directory).
+    #[command(subcommand)]
+    Token(Token),
+}
+
+#[derive(Args, Debug)]
+pub struct Serve {
+    /// Where tokens, the TLS certificate and the log live.
+    #[arg(
+        long,
+        default_value = "/var/lib/strata-server",
+        env = "STRATA_SERVER_STATE"
+    )]
+    pub state_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// A datastore: NAME=LOCATION, a directory or an s3: URL (S3
+    /// credentials from this process's environment). Repeatable.
+    #[arg(long = "datastore", value_name = "NAME=LOCATION", required = true)]
+    pub datastores: Vec<String>,
+    /// A TLS certificate (PEM) instead of the self-signed one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Longest time a backup token's lease may be renewed, in hours.
+    #[arg(long, default_value_t = 24.0)]
+    pub max_lease_hours: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct StateDir {
+    #[arg(
+        long,
+        default_value = "/var/lib/strata-server",
+        env = "STRATA_SERVER_STATE"
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Token {
+    /// Create a token; prints it once (keep it in a file on the client).
+    Add {
+        #[command(flatten)]
+        state: StateDir,
+        /// backup, read or admin.
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        datastore: String,
+        /// A namespace (one host's repository), or `*` for all.
+        #[arg(long)]
+        namespace: String,
+        /// Days until the token expires (default: never).
+        #[arg(long)]
+        days: Option<f64>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Revoke a token by id (takes effect at once).
+    Remove {
+        #[command(flatten)]
+        state: StateDir,
+        id: String,
+    },
+}
+
+pub fn run(g: &Global, c: Server) -> Result<u8> {
+    match c {
+        Server::Serve(s) => serve(g, s),
+        Server::Token(t) => token(g, t),
+    }
+}
+
+fn serve(g: &Global, s: Serve) -> Result<u8> {
+    let mut datastores = Vec::new();
+    for d in &s.datastores {
+        let (name, loc) = d
+            .split_once('=')
+            .with_context(|| format!("--datastore {d:?}: the form is NAME=LOCATION"))?;
+        datastores.push((name.to_string(), loc.to_string()));
+    }
+    let quiet = g.quiet;
+    strata_server::serve(
+        strata_server::ServeOptions {
+            state_dir: s.state_dir,
+            listen: s.listen,
+            datastores,
+            tls_cert: s.tls_cert,
+            tls_key: s.tls_key,
+            max_lease: std::time::Duration::from_secs_f64(s.max_lease_hours.max(0.0) * 3600.0),
+        },
+        |st| {
+            if !quiet {
+                println!("strata server listening on https://{}", st.addr);
+            }
+            // always printed: clients pin it
+            println!("fingerprint sha256:{}", st.fingerprint);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        },
+    )?;
+    Ok(0)
+}
+
+fn token(g: &Global, t: Token) -> Result<u8> {
+    match t {
+        Token::Add {
+            state,
+            role,
+            datastore,
+            namespace,
+            days,
+            comment,
+        } => {
+            let store = TokenStore::new(&state.state_dir);
+            let (rec, secret) = store.add(
+                role,
+                &datastore,
+                &namespace,
+                days.map(|d| std::time::Duration::from_secs_f64(d.max(0.0) * 86400.0)),
+                &comment,
+            )?;
+            if g.json {
+                super::print_json(&serde_json::json!({"id": rec.id, "token": secret}))?;
+            } else {
+                println!("{secret}");
+                eprintln!(
+                    "token {} ({:?} on {}/{}): shown once; store it in a file (mode 0600) and \
+                     point STRATA_SERVER_TOKEN_FILE at it",
+                    rec.id, rec.role, rec.datastore, rec.namespace
+                );
+            }
+        }
+        Token::List { state } => {
+            let all = TokenStore::new(&state.state_dir).load()?;
+            if g.json {
+                super::print_json(&all)?;
+            } else {
+                for t in all {
+                    println!(
+                        "{}  {:<6}  {}/{}  {}",
+                        t.id,
+                        format!("{:?}", t.role).to_lowercase(),
+                        t.datastore,
+                        t.namespace,
+                        t.comment
+                    );
+                }
+            }
+        }
+        Token::Remove { state, id } => {
+            if !TokenStore::new(&state.state_dir).remove(&id)? {
+                anyhow::bail!("no token {id}\nhint: `strata server token list` shows the ids");
+            }
+        }
+    }
+    Ok(0)
+}

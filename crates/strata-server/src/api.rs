@@ -1,0 +1,618 @@
+//! The HTTP API (axum on tokio, rustls): routes, tokens and roles, checks.
+//! Storage calls are blocking and run on tokio's blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use strata_format::pack::PackHeader;
+use strata_format::{index, Id};
+use strata_store::{Backend, Kind, StoreError};
+
+use crate::tokens::{Role, TokenRecord, TokenStore};
+use crate::verify::{self, Graph, Refusal};
+use crate::{Result, ServeOptions, ServerError, Started};
+
+/// Per namespace: its storage and what the server learnt of it.
+struct Ns {
+    backend: Arc<dyn Backend>,
+    graph: Graph,
+    graph_files: HashSet<String>,
+    headers: HashMap<Id, PackHeader>,
+}
+
+/// (datastore, namespace) → its state.
+type Namespaces = HashMap<(String, String), Arc<Mutex<Ns>>>;
+/// (datastore, namespace, lease) → (token id, first object received).
+type Leases = HashMap<(String, String, String), (String, Instant)>;
+
+struct App {
+    datastores: HashMap<String, String>,
+    tokens: TokenStore,
+    namespaces: Mutex<Namespaces>,
+    leases: Mutex<Leases>,
+    max_lease: Duration,
+    log: Mutex<Option<std::fs::File>>,
+}
+
+/// One answer.
+struct Reply {
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn new(status: StatusCode, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut h = HeaderMap::new();
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
+        (self.status, h, self.body).into_response()
+    }
+}
+
+fn kind_of(s: &str) -> Option<Kind> {
+    Some(match s {
+        "config" => Kind::Config,
+        "keys" => Kind::Key,
+        "snapshots" => Kind::Snapshot,
+        "index" => Kind::Index,
+        "data" => Kind::Pack,
+        "leases" => Kind::Lease,
+        "pending" => Kind::Pending,
+        _ => return None,
+    })
+}
+
+/// Objects named by the hash of their bytes.
+fn content_addressed(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::Pack | Kind::Index | Kind::Snapshot | Kind::Key | Kind::Pending
+    )
+}
+
+/// What a request asks for, after routing.
+struct Req {
+    method: Method,
+    ds: String,
+    ns: Option<String>,
+    /// `list/<kind>` or `obj/<kind>/<name>`
+    kind: Option<Kind>,
+    name: Option<String>,
+    list: bool,
+    token: Option<String>,
+    range: Option<String>,
+    body: Bytes,
+}
+
+impl App {
+    fn refuse(&self, tok: Option<&TokenRecord>, r: &Req, status: StatusCode, why: &str) -> Reply {
+        let line = format!(
+            "refused {} token={} ns={}/{} {} {:?}/{}: {why}",
+            status.as_u16(),
+            tok.map_or("-", |t| t.id.as_str()),
+            r.ds,
+            r.ns.as_deref().unwrap_or("-"),
+            r.method,
+            r.kind,
+            r.name.as_deref().unwrap_or("-"),
+        );
+        eprintln!("{line}");
+        if let Some(f) = self.log.lock().unwrap().as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+        Reply::new(status, format!("{why}\n"))
+    }
+
+    fn ns(&self, ds: &str, ns: &str) -> std::result::Result<Arc<Mutex<Ns>>, StoreError> {
+        let mut all = self.namespaces.lock().unwrap();
+        if let Some(n) = all.get(&(ds.to_string(), ns.to_string())) {
+            return Ok(n.clone());
+        }
+        let loc = &self.datastores[ds];
+        let loc = if loc.starts_with("s3:") {
+            format!("{}/{ns}", loc.trim_end_matches('/'))
+        } else {
+            Path::new(loc).join(ns).display().to_string()
+        };
+        let backend = strata_store::open(&loc, &strata_store::OpenOptions::default())?;
+        let n = Arc::new(Mutex::new(Ns {
+            backend,
+            graph: Graph::default(),
+            graph_files: HashSet::new(),
+            headers: HashMap::new(),
+        }));
+        all.insert((ds.to_string(), ns.to_string()), n.clone());
+        Ok(n)
+    }
+
+    fn handle(&self, r: Req) -> Reply {
+        let tok = r.token.as_deref().and_then(|t| self.tokens.authenticate(t));
+        let Some(tok) = tok else {
+            return self.refuse(
+                None,
+                &r,
+                StatusCode::UNAUTHORIZED,
+                "unknown, expired or revoked token",
+            );
+        };
+        if r.ds == "whoami" {
+            return Reply::new(
+                StatusCode::OK,
+                serde_json::json!({"id": tok.id, "role": tok.role, "datastore": tok.datastore,
+                                   "namespace": tok.namespace})
+                .to_string(),
+            );
+        }
+        if !self.datastores.contains_key(&r.ds) {
+            return self.refuse(Some(&tok), &r, StatusCode::NOT_FOUND, "no such datastore");
+        }
+        let Some(ns) = r.ns.clone() else {
+            return self.refuse(Some(&tok), &r, StatusCode::NOT_FOUND, "no namespace");
+        };
+        if tok.datastore != r.ds || !(tok.namespace == "*" || tok.namespace == ns) {
+            return self.refuse(
+                Some(&tok),
+                &r,
+                StatusCode::FORBIDDEN,
+                "this token may not use this datastore or namespace",
+            );
+        }
+        if !crate::tokens::name_ok(&ns) {
+            return self.refuse(
+                Some(&tok),
+                &r,
+                StatusCode::BAD_REQUEST,
+                "bad namespace name",
+            );
+        }
+        let n = match self.ns(&r.ds, &ns) {
+            Ok(n) => n,
+            Err(e) => return Reply::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let res = self.dispatch(&tok, &r, &ns, &n);
+        match res {
+            Ok(rep) => rep,
+            Err(Fail::Refused(status, why)) => self.refuse(Some(&tok), &r, status, &why),
+            Err(Fail::Store(StoreError::NotFound { .. })) => {
+                Reply::new(StatusCode::NOT_FOUND, "not found\n")
+            }
+            Err(Fail::Store(e)) => {
+                eprintln!("storage error in {}/{ns}: {e}", r.ds);
+                Reply::new(StatusCode::BAD_GATEWAY, format!("storage: {e}\n"))
+            }
+        }
+    }
+
+    fn has_config(n: &Ns) -> std::result::Result<bool, Fail> {
+        Ok(!n.backend.list(Kind::Config)?.is_empty())
+    }
+
+    fn dispatch(
+        &self,
+        tok: &TokenRecord,
+        r: &Req,
+        ns: &str,
+        n: &Mutex<Ns>,
+    ) -> std::result::Result<Reply, Fail> {
+        let forbid = |why: &str| Err(Fail::Refused(StatusCode::FORBIDDEN, why.to_string()));
+        if r.method == Method::POST {
+            // create the namespace's repository layout
+            let n = n.lock().unwrap();
+            if tok.role == Role::Read {
+                return forbid("a read token cannot create a repository");
+            }
+            if Self::has_config(&n)? {
+                return Ok(Reply::new(
+                    StatusCode::CONFLICT,
+                    "a repository exists here\n",
+                ));
+            }
+            n.backend.create()?;
+            return Ok(Reply::new(StatusCode::CREATED, ""));
+        }
+        let kind = r
+            .kind
+            .ok_or_else(|| Fail::Refused(StatusCode::NOT_FOUND, "unknown object kind".into()))?;
+        let backend = n.lock().unwrap().backend.clone();
+        if r.list {
+            let v: Vec<(String, u64, i64)> = backend
+                .list(kind)?
+                .into_iter()
+                .map(|e| (e.name, e.size, e.mtime))
+                .collect();
+            return Ok(Reply::new(StatusCode::OK, serde_json::to_vec(&v).unwrap()));
+        }
+        let name = r.name.clone().unwrap_or_default();
+        if kind != Kind::Config && strata_store::check_name(&name).is_err() {
+            return Err(Fail::Refused(
+                StatusCode::BAD_REQUEST,
+                "bad object name".into(),
+            ));
+        }
+        match r.method {
+            Method::GET => self.read(&backend, kind, &name, r.range.as_deref()),
+            Method::PUT => self.write(tok, r, ns, n, &backend, kind, &name),
+            Method::DELETE => {
+                match tok.role {
+                    Role::Admin => {}
+                    Role::Read => return forbid("a read token cannot delete"),
+                    Role::Backup => {
+                        let owner = self.lease_owner(&r.ds, ns, &name);
+                        if kind != Kind::Lease || owner.as_deref() != Some(tok.id.as_str()) {
+                            return forbid("a backup token deletes nothing but its own leases");
+                        }
+                    }
+                }
+                backend.delete(kind, &name)?;
+                Ok(Reply::new(StatusCode::NO_CONTENT, ""))
+            }
+            _ => Err(Fail::Refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed".into(),
+            )),
+        }
+    }
+
+    fn lease_base(name: &str) -> &str {
+        name.rsplit_once('-').map_or(name, |(b, _)| b)
+    }
+
+    fn lease_owner(&self, ds: &str, ns: &str, name: &str) -> Option<String> {
+        let key = (
+            ds.to_string(),
+            ns.to_string(),
+            Self::lease_base(name).to_string(),
+        );
+        self.leases
+            .lock()
+            .unwrap()
+            .get(&key)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn read(
+        &self,
+        b: &Arc<dyn Backend>,
+        kind: Kind,
+        name: &str,
+        range: Option<&str>,
+    ) -> std::result::Result<Reply, Fail> {
+        let name = if kind == Kind::Config { "config" } else { name };
+        let Some(range) = range.and_then(|r| r.strip_prefix("bytes=")) else {
+            return Ok(Reply::new(StatusCode::OK, b.get(kind, name)?));
+        };
+        let bad = || Fail::Refused(StatusCode::RANGE_NOT_SATISFIABLE, "bad range".into());
+        let (a, z) = range.split_once('-').ok_or_else(bad)?;
+        let mut rep = if a.is_empty() {
+            let len: u64 = z.parse().map_err(|_| bad())?;
+            let (tail, total) = b.get_tail(kind, name, len)?;
+            let mut rep = Reply::new(StatusCode::PARTIAL_CONTENT, Vec::new());
+            let first = total - tail.len() as u64;
+            rep.headers.push((
+                "content-range",
+                format!("bytes {first}-{}/{total}", total.saturating_sub(1)),
+            ));
+            rep.body = tail;
+            rep
+        } else {
+            let start: u64 = a.parse().map_err(|_| bad())?;
+            let end: u64 = z.parse().map_err(|_| bad())?;
+            if end < start {
+                return Err(bad());
+            }
+            let data = b.get_range(kind, name, start, end - start + 1)?;
+            let mut rep = Reply::new(StatusCode::PARTIAL_CONTENT, Vec::new());
+            rep.headers.push((
+                "content-range",
+                format!("bytes {start}-{}/*", start + data.len() as u64 - 1),
+            ));
+            rep.body = data;
+            rep
+        };
+        rep.headers.push(("accept-ranges", "bytes".into()));
+        Ok(rep)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        tok: &TokenRecord,
+        r: &Req,
+        ns: &str,
+        n: &Mutex<Ns>,
+        b: &Arc<dyn Backend>,
+        kind: Kind,
+        name: &str,
+    ) -> std::result::Result<Reply, Fail> {
+        let refuse = |s: StatusCode, why: String| Err(Fail::Refused(s, why));
+        let data: &[u8] = &r.body;
+        match tok.role {
+            Role::Read => return refuse(StatusCode::FORBIDDEN, "a read token cannot write".into()),
+            Role::Admin => {}
+            Role::Backup => match kind {
+                Kind::Pending => {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        "a backup token cannot announce deletions (pending/)".into(),
+                    )
+                }
+                Kind::Config | Kind::Key if Self::has_config(&n.lock().unwrap())? => {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        "a backup token cannot change config or keys of an existing repository"
+                            .into(),
+                    )
+                }
+                _ => {}
+            },
+        }
+        if content_addressed(kind) {
+            verify::content_address(name, data)
+                .map_err(|Refusal(w)| Fail::Refused(StatusCode::BAD_REQUEST, w))?;
+        }
+        let bad = |Refusal(w)| Fail::Refused(StatusCode::UNPROCESSABLE_ENTITY, w);
+        match kind {
+            Kind::Pack => {
+                let h = verify::pack(data).map_err(bad)?;
+                let id = Id::from_hex(name)
+                    .map_err(|_| Fail::Refused(StatusCode::BAD_REQUEST, "bad pack name".into()))?;
+                n.lock().unwrap().headers.insert(id, h);
+            }
+            Kind::Index => {
+                let mut g = n.lock().unwrap();
+                let packs = verify::index(&*b.clone(), data, &mut g.headers).map_err(bad)?;
+                if g.graph_files.insert(name.to_string()) {
+                    g.graph.add(&packs);
+                }
+            }
+            Kind::Snapshot => {
+                let mut g = n.lock().unwrap();
+                // learn indexes written since (by this server or before it started)
+                for e in b.list(Kind::Index)? {
+                    if g.graph_files.contains(&e.name) {
+                        continue;
+                    }
+                    let bytes = match b.get(Kind::Index, &e.name) {
+                        Ok(x) => x,
+                        Err(StoreError::NotFound { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    if let Ok(packs) = index::decode(&bytes, None) {
+                        g.graph.add(&packs);
+                    }
+                    g.graph_files.insert(e.name);
+                }
+                g.graph.snapshot(data).map_err(bad)?;
+            }
+            Kind::Lease if tok.role == Role::Backup => {
+                let key = (
+                    r.ds.clone(),
+                    ns.to_string(),
+                    Self::lease_base(name).to_string(),
+                );
+                let mut l = self.leases.lock().unwrap();
+                let (owner, first) = l
+                    .entry(key)
+                    .or_insert_with(|| (tok.id.clone(), Instant::now()))
+                    .clone();
+                if owner != tok.id {
+                    return refuse(StatusCode::FORBIDDEN, "another writer's lease".into());
+                }
+                if first.elapsed() > self.max_lease {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "lease held longer than the server allows ({} s)",
+                            self.max_lease.as_secs()
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+        let name = if kind == Kind::Config { "config" } else { name };
+        match b.put(kind, name, data) {
+            Ok(()) => Ok(Reply::new(StatusCode::CREATED, "")),
+            // same name, same bytes: already stored, nothing replaced
+            Err(StoreError::Exists { .. }) if content_addressed(kind) => {
+                Ok(Reply::new(StatusCode::OK, ""))
+            }
+            Err(StoreError::Exists { .. }) => refuse(
+                StatusCode::CONFLICT,
+                "the object exists; objects are never replaced".into(),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+enum Fail {
+    Refused(StatusCode, String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+fn parts(h: &HeaderMap) -> (Option<String>, Option<String>) {
+    let token = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_string());
+    let range = h
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (token, range)
+}
+
+async fn run_blocking(app: Arc<App>, req: Req) -> Reply {
+    tokio::task::spawn_blocking(move || app.handle(req))
+        .await
+        .unwrap_or_else(|_| Reply::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
+}
+
+async fn whoami(State(app): State<Arc<App>>, h: HeaderMap) -> Reply {
+    let (token, _) = parts(&h);
+    let req = Req {
+        method: Method::GET,
+        ds: "whoami".into(),
+        ns: None,
+        kind: None,
+        name: None,
+        list: false,
+        token,
+        range: None,
+        body: Bytes::new(),
+    };
+    run_blocking(app, req).await
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    UrlPath((ds, ns)): UrlPath<(String, String)>,
+    h: HeaderMap,
+) -> Reply {
+    let (token, _) = parts(&h);
+    let req = Req {
+        method: Method::POST,
+        ds,
+        ns: Some(ns),
+        kind: None,
+        name: None,
+        list: false,
+        token,
+        range: None,
+        body: Bytes::new(),
+    };
+    run_blocking(app, req).await
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    UrlPath((ds, ns, kind)): UrlPath<(String, String, String)>,
+    h: HeaderMap,
+) -> Reply {
+    let (token, _) = parts(&h);
+    let req = Req {
+        method: Method::GET,
+        ds,
+        ns: Some(ns),
+        kind: kind_of(&kind),
+        name: None,
+        list: true,
+        token,
+        range: None,
+        body: Bytes::new(),
+    };
+    run_blocking(app, req).await
+}
+
+async fn object(
+    State(app): State<Arc<App>>,
+    method: Method,
+    UrlPath((ds, ns, kind, name)): UrlPath<(String, String, String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let (token, range) = parts(&h);
+    let req = Req {
+        method,
+        ds,
+        ns: Some(ns),
+        kind: kind_of(&kind),
+        name: Some(name),
+        list: false,
+        token,
+        range,
+        body,
+    };
+    run_blocking(app, req).await
+}
+
+pub(crate) async fn run(
+    opts: ServeOptions,
+    cert: PathBuf,
+    key: PathBuf,
+    fingerprint: String,
+    started: impl FnOnce(&Started),
+) -> Result<()> {
+    let log_path = opts.state_dir.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    let app = Arc::new(App {
+        datastores: opts.datastores.iter().cloned().collect(),
+        tokens: TokenStore::new(&opts.state_dir),
+        namespaces: Mutex::new(HashMap::new()),
+        leases: Mutex::new(HashMap::new()),
+        max_lease: opts.max_lease,
+        log: Mutex::new(log),
+    });
+    let router = Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/{ds}/{ns}", post(create))
+        .route("/v1/{ds}/{ns}/list/{kind}", get(list))
+        .route(
+            "/v1/{ds}/{ns}/obj/{kind}/{name}",
+            get(object).put(object).delete(object),
+        )
+        .layer(DefaultBodyLimit::max(600 << 20))
+        .with_state(app);
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .map_err(|e| ServerError::Tls(format!("{} / {}: {e}", cert.display(), key.display())))?;
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| ServerError::Io {
+        op: "listen on",
+        path: opts.listen.to_string(),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Io {
+        op: "listen on",
+        path: opts.listen.to_string(),
+        source,
+    })?;
+    started(&Started { addr, fingerprint });
+    axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|source| ServerError::Io {
+            op: "serve on",
+            path: addr.to_string(),
+            source,
+        })?
+        .serve(router.into_make_service())
+        .await
+        .map_err(|source| ServerError::Io {
+            op: "serve on",
+            path: addr.to_string(),
+            source,
+        })
+}

@@ -549,9 +549,13 @@ impl Repository {
 
     fn read_blob_in(&self, idx: &MemIndex, id: &Id) -> Result<Vec<u8>> {
         let (pack, kind, e) = idx.get(id).ok_or(RepoError::BlobMissing { id: *id })?;
-        let sealed =
+        let sealed = if kind == BlobKind::Tree {
             self.backend
-                .get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?;
+                .get_tree_blob(&pack.to_hex(), e.offset as u64, e.length as u64)?
+        } else {
+            self.backend
+                .get_range(Kind::Pack, &pack.to_hex(), e.offset as u64, e.length as u64)?
+        };
         open_blob(&self.keys, kind, id, pack, &sealed)
     }
 

@@ -41,6 +41,7 @@ struct App {
     leases: Mutex<Leases>,
     max_lease: Duration,
     log: Mutex<Option<std::fs::File>>,
+    state_dir: PathBuf,
 }
 
 /// One answer.
@@ -137,7 +138,17 @@ impl App {
         } else {
             Path::new(loc).join(ns).display().to_string()
         };
-        let backend = strata_store::open(&loc, &strata_store::OpenOptions::default())?;
+        let store = strata_store::open(&loc, &strata_store::OpenOptions::default())?;
+        // remote stores: immutable metadata cached on the server's disk
+        let store: Arc<dyn Backend> = if loc.starts_with("s3:") {
+            Arc::new(strata_store::CachedBackend::sole_writer(
+                store,
+                &self.state_dir.join("cache"),
+            ))
+        } else {
+            store
+        };
+        let backend: Arc<dyn Backend> = Arc::new(crate::catalog::Catalog::new(store));
         let n = Arc::new(Mutex::new(Ns {
             backend,
             graph: Graph::default(),
@@ -577,6 +588,7 @@ pub(crate) async fn run(
         leases: Mutex::new(HashMap::new()),
         max_lease: opts.max_lease,
         log: Mutex::new(log),
+        state_dir: opts.state_dir.clone(),
     });
     let router = Router::new()
         .route("/v1/whoami", get(whoami))

@@ -19,6 +19,7 @@
 //! [`serve`] is a blocking call.
 
 mod api;
+mod catalog;
 pub mod tls;
 pub mod tokens;
 pub mod verify;

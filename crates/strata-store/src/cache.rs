@@ -31,9 +31,13 @@ pub fn cache_dir() -> Option<PathBuf> {
 pub struct CachedBackend {
     inner: Arc<dyn Backend>,
     dir: PathBuf,
+    /// The only writer of the store (a server's datastore): `config`,
+    /// leases and prune records are cached too (with a checksum), since
+    /// every put and delete passes through this cache.
+    sole_writer: bool,
 }
 
-fn cached_kind(kind: Kind) -> bool {
+fn named_by_hash(kind: Kind) -> bool {
     matches!(kind, Kind::Index | Kind::Snapshot | Kind::Key)
 }
 
@@ -64,6 +68,48 @@ impl CachedBackend {
         CachedBackend {
             dir: cache_root.join(format!("repo-{}", &h[..32])),
             inner,
+            sole_writer: false,
+        }
+    }
+
+    /// A cache for the only writer of `inner` (see `sole_writer`).
+    pub fn sole_writer(inner: Arc<dyn Backend>, cache_root: &Path) -> CachedBackend {
+        CachedBackend {
+            sole_writer: true,
+            ..CachedBackend::new(inner, cache_root)
+        }
+    }
+
+    fn cached_kind(&self, kind: Kind) -> bool {
+        named_by_hash(kind)
+            || (self.sole_writer && matches!(kind, Kind::Config | Kind::Lease | Kind::Pending))
+    }
+
+    /// A cached copy, verified: against its name, or (objects not named by
+    /// their hash) against the checksum stored in front of it.
+    fn read_cached(&self, kind: Kind, name: &str, p: &Path) -> Option<Vec<u8>> {
+        let b = std::fs::read(p).ok()?;
+        if named_by_hash(kind) {
+            if blake3::hash(&b).to_hex().as_str() == name {
+                return Some(b);
+            }
+        } else if b.len() >= 32 && blake3::hash(&b[32..]).as_bytes()[..] == b[..32] {
+            return Some(b[32..].to_vec());
+        }
+        let _ = std::fs::remove_file(p);
+        None
+    }
+
+    fn write_cached(&self, kind: Kind, name: &str, p: &Path, data: &[u8]) {
+        if named_by_hash(kind) {
+            if blake3::hash(data).to_hex().as_str() == name {
+                write_atomic(p, data);
+            }
+        } else {
+            let mut f = Vec::with_capacity(32 + data.len());
+            f.extend_from_slice(blake3::hash(data).as_bytes());
+            f.extend_from_slice(data);
+            write_atomic(p, &f);
         }
     }
 
@@ -73,6 +119,9 @@ impl CachedBackend {
     }
 
     fn path(&self, kind: Kind, name: &str) -> Option<PathBuf> {
+        if kind == Kind::Config {
+            return Some(self.dir.join("config"));
+        }
         crate::check_name(name).ok()?;
         Some(self.dir.join(kind.dir()).join(name))
     }
@@ -98,9 +147,9 @@ impl Backend for CachedBackend {
     }
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
         self.inner.put(kind, name, data)?;
-        if cached_kind(kind) && blake3::hash(data).to_hex().as_str() == name {
+        if self.cached_kind(kind) {
             if let Some(p) = self.path(kind, name) {
-                write_atomic(&p, data);
+                self.write_cached(kind, name, &p, data);
             }
         }
         Ok(())
@@ -115,28 +164,45 @@ impl Backend for CachedBackend {
         self.inner.clean_staging(age)
     }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
-        if !cached_kind(kind) {
+        if !self.cached_kind(kind) {
             return self.inner.get(kind, name);
         }
         let path = self.path(kind, name);
-        if let Some(p) = &path {
-            if let Ok(b) = std::fs::read(p) {
-                if blake3::hash(&b).to_hex().as_str() == name {
-                    return Ok(b);
-                }
-                let _ = std::fs::remove_file(p);
-            }
+        if let Some(b) = path.as_ref().and_then(|p| self.read_cached(kind, name, p)) {
+            return Ok(b);
         }
         let b = self.inner.get(kind, name)?;
         if let Some(p) = &path {
-            if blake3::hash(&b).to_hex().as_str() == name {
-                write_atomic(p, &b);
-            }
+            self.write_cached(kind, name, p, &b);
         }
         Ok(b)
     }
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         self.inner.get_range(kind, name, offset, len)
+    }
+    fn get_tree_blob(&self, pack: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        // file: BLAKE3 of the rest (32) || the blob's sealed bytes
+        let path = crate::check_name(pack).ok().map(|_| {
+            self.dir
+                .join("trees")
+                .join(format!("{pack}-{offset}-{len}"))
+        });
+        if let Some(p) = &path {
+            if let Ok(b) = std::fs::read(p) {
+                if b.len() as u64 == 32 + len && blake3::hash(&b[32..]).as_bytes()[..] == b[..32] {
+                    return Ok(b[32..].to_vec());
+                }
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let data = self.inner.get_tree_blob(pack, offset, len)?;
+        if let Some(p) = &path {
+            let mut f = Vec::with_capacity(32 + data.len());
+            f.extend_from_slice(blake3::hash(&data).as_bytes());
+            f.extend_from_slice(&data);
+            write_atomic(p, &f);
+        }
+        Ok(data)
     }
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)> {
         if kind != Kind::Pack {
@@ -184,6 +250,20 @@ impl Backend for CachedBackend {
                     let n = n.to_string_lossy();
                     if !n.starts_with(".tmp-") && !names.contains(n.as_ref()) {
                         let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            if kind == Kind::Pack {
+                if let Ok(rd) = std::fs::read_dir(self.dir.join("trees")) {
+                    let names: std::collections::HashSet<&str> =
+                        listed.iter().map(|e| e.name.as_str()).collect();
+                    for e in rd.flatten() {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        let pack = n.split('-').next().unwrap_or_default();
+                        if !n.starts_with(".tmp-") && !names.contains(pack) {
+                            let _ = std::fs::remove_file(e.path());
+                        }
                     }
                 }
             }

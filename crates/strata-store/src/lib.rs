@@ -212,6 +212,11 @@ pub trait Backend: Send + Sync {
     fn use_capabilities(&self, _caps: &Capabilities) {}
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// Reads one tree blob's bytes from a pack (a hint for caches: tree
+    /// blobs are small, immutable and read by every backup).
+    fn get_tree_blob(&self, pack: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.get_range(Kind::Pack, pack, offset, len)
+    }
     /// Reads the last `len` bytes (or the whole object if shorter), and returns the total size.
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)>;
     fn list(&self, kind: Kind) -> Result<Vec<Entry>>;

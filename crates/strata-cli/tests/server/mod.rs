@@ -352,3 +352,36 @@ fn server_on_garage_backup_token_cannot_destroy() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("revoked"));
 }
+
+/// Must-show 6 (server part): requests the server makes to Garage, counted
+/// by a proxy between them: a no-change backup through the server makes no
+/// LIST and at most 5 other requests against storage.
+#[test]
+fn no_change_backup_through_the_server_is_cheap_on_storage() {
+    let env = Env::new("srv-count");
+    let g = Garage::start(&env.path("garage"), "strata");
+    let proxy = crate::s3::Proxy::start(g.s3_port);
+    let s = Server::start(
+        &env.path("state"),
+        &[("main", g.url(proxy.port, "strata", "ds"))],
+        &g.vars(),
+    );
+    let backup = s.token("backup", "main", "web1");
+    let c = s.client("srv-count-client", "main", "web1", &backup);
+    c.ok(&["init"]);
+    let src = c.path("src");
+    make_tree(&src, 31, 200, 4);
+    c.backup(&src);
+    c.backup(&src); // warms the server's catalog and cache
+    proxy.counts.reset();
+    let nc = c.backup(&src);
+    assert_eq!(nc["summary"]["files_read"], 0);
+    let [put, get, head, list, delete] = proxy.counts.get_all();
+    eprintln!("no-change backup through the server, at storage: put {put} get {get} head {head} list {list} delete {delete}");
+    assert_eq!(list, 0, "LIST requests reached storage");
+    assert!(
+        put + get + head + delete <= 5,
+        "{put} PUT + {get} GET + {head} HEAD + {delete} DELETE > 5"
+    );
+    c.ok(&["check"]);
+}

@@ -354,11 +354,16 @@ pub fn restore(
         }
     }
     drop(parent);
+    // a remote store is latency-bound: keep more reads in flight, in larger windows
+    let remote = repo.backend.is_remote();
     let threads = if opts.threads > 0 {
         opts.threads
+    } else if remote {
+        (par::cpus() + 1).max(12)
     } else {
         par::cpus() + 1
     };
+    let window: u64 = if remote { 4 << 20 } else { 1 << 20 };
     // Files. Into a target that was empty, each file is created (O_EXCL,
     // 0600) by the thread that writes its first blob; anything found in its
     // place then appeared during the restore and the file is refused. Into a
@@ -540,7 +545,7 @@ pub fn restore(
                         entry(&blobs[k]).offset as u64,
                         entry(&blobs[k]).length as u64,
                     );
-                    if o > end + 64 * 1024 || o + l - start > 1 << 20 {
+                    if o > end + 64 * 1024 || o + l - start > window {
                         break;
                     }
                     end = end.max(o + l);

@@ -49,6 +49,9 @@ impl Catalog {
 }
 
 impl Backend for Catalog {
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
     fn location(&self) -> String {
         self.inner.location()
     }

@@ -35,7 +35,12 @@ pub struct CachedBackend {
     /// leases and prune records are cached too (with a checksum), since
     /// every put and delete passes through this cache.
     sole_writer: bool,
+    /// Whole tree packs, verified, by name (bounded by [`TREE_MEMORY`]).
+    trees: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<u8>>>>,
 }
+
+/// Bytes of tree packs kept in memory.
+const TREE_MEMORY: usize = 256 << 20;
 
 fn named_by_hash(kind: Kind) -> bool {
     matches!(kind, Kind::Index | Kind::Snapshot | Kind::Key)
@@ -69,6 +74,7 @@ impl CachedBackend {
             dir: cache_root.join(format!("repo-{}", &h[..32])),
             inner,
             sole_writer: false,
+            trees: Default::default(),
         }
     }
 
@@ -133,6 +139,9 @@ impl CachedBackend {
 }
 
 impl Backend for CachedBackend {
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -181,28 +190,55 @@ impl Backend for CachedBackend {
         self.inner.get_range(kind, name, offset, len)
     }
     fn get_tree_blob(&self, pack: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        // file: BLAKE3 of the rest (32) || the blob's sealed bytes
-        let path = crate::check_name(pack).ok().map(|_| {
-            self.dir
-                .join("trees")
-                .join(format!("{pack}-{offset}-{len}"))
-        });
-        if let Some(p) = &path {
-            if let Ok(b) = std::fs::read(p) {
-                if b.len() as u64 == 32 + len && blake3::hash(&b[32..]).as_bytes()[..] == b[..32] {
-                    return Ok(b[32..].to_vec());
-                }
-                let _ = std::fs::remove_file(p);
+        let slice = |p: &[u8]| {
+            p.get(offset as usize..(offset + len) as usize)
+                .map(<[u8]>::to_vec)
+        };
+        if let Some(p) = self.trees.lock().unwrap().get(pack).cloned() {
+            if let Some(b) = slice(&p) {
+                return Ok(b);
             }
         }
-        let data = self.inner.get_tree_blob(pack, offset, len)?;
-        if let Some(p) = &path {
-            let mut f = Vec::with_capacity(32 + data.len());
-            f.extend_from_slice(blake3::hash(&data).as_bytes());
-            f.extend_from_slice(&data);
-            write_atomic(p, &f);
+        // Tree packs are small (4 MiB at most) and named by the hash of
+        // their bytes: the whole pack is fetched once, verified against its
+        // name, kept on disk and in memory, and every tree blob of a backup
+        // is then read from it.
+        let Some(path) = crate::check_name(pack)
+            .ok()
+            .map(|_| self.dir.join("trees").join(pack))
+        else {
+            return self.inner.get_tree_blob(pack, offset, len);
+        };
+        let whole = match std::fs::read(&path) {
+            Ok(b) if blake3::hash(&b).to_hex().as_str() == pack => Some(b),
+            _ => {
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        };
+        let whole = match whole {
+            Some(b) => b,
+            None => {
+                let b = self.inner.get(Kind::Pack, pack)?;
+                if blake3::hash(&b).to_hex().as_str() != pack {
+                    // not what its name says: let the engine see the damage
+                    return self.inner.get_tree_blob(pack, offset, len);
+                }
+                write_atomic(&path, &b);
+                b
+            }
+        };
+        let out = slice(&whole);
+        let mut mem = self.trees.lock().unwrap();
+        if mem.values().map(|v| v.len()).sum::<usize>() + whole.len() > TREE_MEMORY {
+            mem.clear();
         }
-        Ok(data)
+        mem.insert(pack.to_string(), Arc::new(whole));
+        drop(mem);
+        match out {
+            Some(b) => Ok(b),
+            None => self.inner.get_tree_blob(pack, offset, len),
+        }
     }
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)> {
         if kind != Kind::Pack {
@@ -260,8 +296,7 @@ impl Backend for CachedBackend {
                     for e in rd.flatten() {
                         let n = e.file_name();
                         let n = n.to_string_lossy();
-                        let pack = n.split('-').next().unwrap_or_default();
-                        if !n.starts_with(".tmp-") && !names.contains(pack) {
+                        if !n.starts_with(".tmp-") && !names.contains(n.as_ref()) {
                             let _ = std::fs::remove_file(e.path());
                         }
                     }

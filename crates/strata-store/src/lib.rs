@@ -210,6 +210,11 @@ pub trait Backend: Send + Sync {
     }
     /// Applies the capabilities recorded at `init`.
     fn use_capabilities(&self, _caps: &Capabilities) {}
+    /// True for stores behind a network: each request costs a round trip,
+    /// so readers keep more requests in flight and read larger windows.
+    fn is_remote(&self) -> bool {
+        false
+    }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Reads one tree blob's bytes from a pack (a hint for caches: tree

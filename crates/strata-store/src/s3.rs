@@ -565,6 +565,9 @@ fn chrono_free_rfc3339(s: &str) -> Option<i64> {
 }
 
 impl Backend for S3Backend {
+    fn is_remote(&self) -> bool {
+        true
+    }
     fn location(&self) -> String {
         self.loc.to_string()
     }

@@ -419,6 +419,9 @@ fn reply(resp: ureq::Response) -> Result<Reply> {
 }
 
 impl Backend for ServerBackend {
+    fn is_remote(&self) -> bool {
+        true
+    }
     fn location(&self) -> String {
         self.loc.to_string()
     }

@@ -385,3 +385,60 @@ fn no_change_backup_through_the_server_is_cheap_on_storage() {
     );
     c.ok(&["check"]);
 }
+
+/// Must-show 4 (server part): `strata server` killed with SIGKILL while a
+/// backup uploads through it: the backup fails with one line, the server
+/// restarts on the same state, the re-run completes, nothing committed is
+/// lost and check passes.
+#[test]
+fn server_killed_mid_backup_then_rerun() {
+    let env = Env::new("srv-kill");
+    let g = Garage::start(&env.path("garage"), "strata");
+    let state = env.path("state");
+    let ds = [("main", g.url(g.s3_port, "strata", "ds"))];
+    let mut s = Server::start(&state, &ds, &g.vars());
+    let backup = s.token("backup", "main", "web1");
+    let c = s.client("srv-kill-client", "main", "web1", &backup);
+    c.ok(&["init", "--pack-size", "1"]);
+    let src = c.path("src");
+    make_tree(&src, 51, 100, 2);
+    let first = c.backup(&src);
+    make_tree(&src.join("more"), 52, 60, 12);
+    let data = g.dir.join("data");
+    let before = du_bytes(&data);
+    let child = c
+        .cmd()
+        .args(["backup", "--quiet", src.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // kill once the backup has stored something through the server
+    let t = Instant::now();
+    while du_bytes(&data) < before + (2 << 20) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "nothing was uploaded"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.kill9();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // same state, new port: the client follows the new address
+    let s = Server::start(&state, &ds, &g.vars());
+    let c = s.client("srv-kill-client2", "main", "web1", &backup);
+    let second = c.backup(&src);
+    c.ok(&["check", "--read-data"]);
+    let t = c.path("restore");
+    c.ok(&[
+        "restore",
+        second["snapshot_id"].as_str().unwrap(),
+        "--target",
+        t.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &t);
+    let ids = c.snapshot_ids();
+    assert!(ids.contains(&first["snapshot_id"].as_str().unwrap().to_string()));
+}

@@ -103,6 +103,8 @@ struct Req {
     kind: Option<Kind>,
     name: Option<String>,
     list: bool,
+    /// `POST …/sync`: pull the namespace from another repository.
+    sync: bool,
     token: Option<String>,
     range: Option<String>,
     body: Bytes,
@@ -229,6 +231,13 @@ impl App {
         n: &Mutex<Ns>,
     ) -> std::result::Result<Reply, Fail> {
         let forbid = |why: &str| Err(Fail::Refused(StatusCode::FORBIDDEN, why.to_string()));
+        if r.sync {
+            if tok.role != Role::Admin {
+                return forbid("only an admin token starts a sync");
+            }
+            let backend = n.lock().unwrap().backend.clone();
+            return self.sync(&r.body, &*backend);
+        }
         if r.method == Method::POST {
             // create the namespace's repository layout
             let n = n.lock().unwrap();
@@ -269,8 +278,7 @@ impl App {
             Method::DELETE => {
                 match tok.role {
                     Role::Admin => {}
-                    Role::Read => return forbid("a read token cannot delete"),
-                    Role::Backup => {
+                    Role::Read | Role::Backup => {
                         let owner = self.lease_owner(&r.ds, ns, &name);
                         if kind != Kind::Lease || owner.as_deref() != Some(tok.id.as_str()) {
                             return forbid("a backup token deletes nothing but its own leases");
@@ -285,6 +293,78 @@ impl App {
                 "method not allowed".into(),
             )),
         }
+    }
+
+    /// Pulls every object the namespace lacks from another repository
+    /// (`{"from": URL, "fingerprint": …, "token": …}`; an `s3:` source uses
+    /// the server's own S3 credentials). Keyless: objects are copied as
+    /// stored, hash-named ones verified against their names; keys and packs
+    /// first, then indexes, snapshots, and `config` last, so an interrupted
+    /// sync never leaves a snapshot without its data.
+    fn sync(&self, body: &[u8], dst: &dyn Backend) -> std::result::Result<Reply, Fail> {
+        let bad = |why: String| Fail::Refused(StatusCode::BAD_REQUEST, why);
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("sync request: {e}")))?;
+        let from = v["from"]
+            .as_str()
+            .ok_or_else(|| bad("sync request: no \"from\"".into()))?;
+        let src: Arc<dyn Backend> = if from.starts_with("strata://") {
+            let loc = strata_store::ServerLocation::parse(from, v["fingerprint"].as_str())
+                .map_err(|e| bad(e.to_string()))?;
+            let token = v["token"].as_str().ok_or_else(|| {
+                bad("sync from a server needs a \"token\" (a read token of the source)".into())
+            })?;
+            Arc::new(strata_store::ServerBackend::new(loc, token.to_string())?)
+        } else if from.starts_with("s3:") {
+            strata_store::open(from, &strata_store::OpenOptions::default())?
+        } else {
+            return Err(bad(format!("sync source {from:?}: a strata:// or s3: URL")));
+        };
+        if src.list(Kind::Config)?.is_empty() {
+            return Err(bad(format!("{from}: not a strata repository")));
+        }
+        if dst.list(Kind::Config)?.is_empty() {
+            match dst.create() {
+                Ok(()) | Err(StoreError::Exists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (mut copied, mut bytes, mut present) = (0u64, 0u64, 0u64);
+        for kind in [
+            Kind::Key,
+            Kind::Pack,
+            Kind::Index,
+            Kind::Snapshot,
+            Kind::Config,
+        ] {
+            let have: HashSet<String> = dst.list(kind)?.into_iter().map(|e| e.name).collect();
+            for e in src.list(kind)? {
+                if have.contains(&e.name) {
+                    present += 1;
+                    continue;
+                }
+                let data = src.get(kind, &e.name)?;
+                if content_addressed(kind) {
+                    verify::content_address(&e.name, &data).map_err(|Refusal(w)| {
+                        Fail::Refused(
+                            StatusCode::BAD_GATEWAY,
+                            format!("source object {}: {w}", e.name),
+                        )
+                    })?;
+                }
+                match dst.put(kind, &e.name, &data) {
+                    Ok(()) | Err(StoreError::Exists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                copied += 1;
+                bytes += data.len() as u64;
+            }
+        }
+        eprintln!("sync from {from}: copied {copied} objects ({bytes} bytes), {present} present");
+        Ok(Reply::new(
+            StatusCode::OK,
+            serde_json::json!({"copied": copied, "bytes": bytes, "present": present}).to_string(),
+        ))
     }
 
     fn lease_base(name: &str) -> &str {
@@ -361,7 +441,11 @@ impl App {
         let refuse = |s: StatusCode, why: String| Err(Fail::Refused(s, why));
         let data: &[u8] = &r.body;
         match tok.role {
-            Role::Read => return refuse(StatusCode::FORBIDDEN, "a read token cannot write".into()),
+            // readers hold leases too (prune waits for them), nothing else
+            Role::Read if kind != Kind::Lease => {
+                return refuse(StatusCode::FORBIDDEN, "a read token cannot write".into())
+            }
+            Role::Read => {}
             Role::Admin => {}
             Role::Backup => match kind {
                 Kind::Pending => {
@@ -418,7 +502,7 @@ impl App {
                 }
                 g.graph.snapshot(data).map_err(bad)?;
             }
-            Kind::Lease if tok.role == Role::Backup => {
+            Kind::Lease if tok.role != Role::Admin => {
                 let key = (
                     r.ds.clone(),
                     ns.to_string(),
@@ -490,20 +574,26 @@ async fn run_blocking(app: Arc<App>, req: Req) -> Reply {
         .unwrap_or_else(|_| Reply::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
 }
 
+impl Req {
+    fn new(method: Method, ds: String, ns: Option<String>, h: &HeaderMap) -> Req {
+        let (token, range) = parts(h);
+        Req {
+            method,
+            ds,
+            ns,
+            kind: None,
+            name: None,
+            list: false,
+            sync: false,
+            token,
+            range,
+            body: Bytes::new(),
+        }
+    }
+}
+
 async fn whoami(State(app): State<Arc<App>>, h: HeaderMap) -> Reply {
-    let (token, _) = parts(&h);
-    let req = Req {
-        method: Method::GET,
-        ds: "whoami".into(),
-        ns: None,
-        kind: None,
-        name: None,
-        list: false,
-        token,
-        range: None,
-        body: Bytes::new(),
-    };
-    run_blocking(app, req).await
+    run_blocking(app, Req::new(Method::GET, "whoami".into(), None, &h)).await
 }
 
 async fn create(
@@ -511,17 +601,19 @@ async fn create(
     UrlPath((ds, ns)): UrlPath<(String, String)>,
     h: HeaderMap,
 ) -> Reply {
-    let (token, _) = parts(&h);
+    run_blocking(app, Req::new(Method::POST, ds, Some(ns), &h)).await
+}
+
+async fn sync(
+    State(app): State<Arc<App>>,
+    UrlPath((ds, ns)): UrlPath<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Reply {
     let req = Req {
-        method: Method::POST,
-        ds,
-        ns: Some(ns),
-        kind: None,
-        name: None,
-        list: false,
-        token,
-        range: None,
-        body: Bytes::new(),
+        sync: true,
+        body,
+        ..Req::new(Method::POST, ds, Some(ns), &h)
     };
     run_blocking(app, req).await
 }
@@ -531,17 +623,10 @@ async fn list(
     UrlPath((ds, ns, kind)): UrlPath<(String, String, String)>,
     h: HeaderMap,
 ) -> Reply {
-    let (token, _) = parts(&h);
     let req = Req {
-        method: Method::GET,
-        ds,
-        ns: Some(ns),
         kind: kind_of(&kind),
-        name: None,
         list: true,
-        token,
-        range: None,
-        body: Bytes::new(),
+        ..Req::new(Method::GET, ds, Some(ns), &h)
     };
     run_blocking(app, req).await
 }
@@ -553,17 +638,11 @@ async fn object(
     h: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    let (token, range) = parts(&h);
     let req = Req {
-        method,
-        ds,
-        ns: Some(ns),
         kind: kind_of(&kind),
         name: Some(name),
-        list: false,
-        token,
-        range,
         body,
+        ..Req::new(method, ds, Some(ns), &h)
     };
     run_blocking(app, req).await
 }
@@ -593,6 +672,7 @@ pub(crate) async fn run(
     let router = Router::new()
         .route("/v1/whoami", get(whoami))
         .route("/v1/{ds}/{ns}", post(create))
+        .route("/v1/{ds}/{ns}/sync", post(sync))
         .route("/v1/{ds}/{ns}/list/{kind}", get(list))
         .route(
             "/v1/{ds}/{ns}/obj/{kind}/{name}",

@@ -306,16 +306,7 @@ impl Backend for CachedBackend {
         Ok(listed)
     }
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
-        self.inner.delete(kind, name)?;
-        if let Some(p) = self.path(kind, name) {
-            let _ = std::fs::remove_file(p);
-        }
-        if kind == Kind::Pack {
-            if let Some(p) = self.tail_path(name) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        Ok(())
+        self.delete_many(kind, &[name.to_string()])
     }
     fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
         self.inner.delete_many(kind, names)?;

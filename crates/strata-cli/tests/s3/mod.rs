@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The garage binary: `STRATA_GARAGE_BIN`, else built (once) by scripts/garage.sh.
 pub fn garage_bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -131,6 +123,21 @@ impl Garage {
             secret: String::new(),
             child: None,
         }
+    }
+
+    /// Another bucket the test key may read and write.
+    pub fn add_bucket(&self, bucket: &str) {
+        self.cli_retry(&["bucket", "create", bucket]);
+        self.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            bucket,
+            "--key",
+            "strata-test",
+        ]);
     }
 
     fn spawn(&mut self) {

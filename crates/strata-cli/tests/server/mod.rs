@@ -19,9 +19,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(state: &Path, datastores: &[(&str, String)], vars: &[(String, String)]) -> Server {
+        Server::start_with(state, datastores, vars, &[])
+    }
+
+    pub fn start_with(
+        state: &Path,
+        datastores: &[(&str, String)],
+        vars: &[(String, String)],
+        extra: &[&str],
+    ) -> Server {
         let mut c = Command::new(strata_bin());
         c.args(["server", "serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state);
+            .arg(state)
+            .args(extra);
         for (n, l) in datastores {
             c.arg("--datastore").arg(format!("{n}={l}"));
         }
@@ -528,4 +538,57 @@ fn sync_between_servers_copies_only_new_objects() {
         t2.to_str().unwrap(),
     ]);
     assert_same_tree(&src, &t2);
+}
+
+/// A backup token cannot keep a lease alive beyond the server's cap (here
+/// 2 seconds), nor write a lease for another datastore's namespace; an
+/// expired token is refused end to end.
+#[test]
+fn lease_lifetime_is_capped_and_expired_tokens_refused() {
+    let env = Env::new("srv-lease");
+    let dir = env.path("ds");
+    let s = Server::start_with(
+        &env.path("state"),
+        &[("main", dir.display().to_string())],
+        &[],
+        &["--max-lease-hours", "0.00056"],
+    );
+    let backup = s.token("backup", "main", "web1");
+    assert_eq!(s.call("POST", "/v1/main/web1", &backup, Some(b"")).0, 201);
+    let base = "ab".repeat(16);
+    let put = |seq: u64| {
+        s.call(
+            "PUT",
+            &format!("/v1/main/web1/obj/leases/{base}-{seq:016x}"),
+            &backup,
+            Some(b"{}"),
+        )
+        .0
+    };
+    assert_eq!(put(0), 201);
+    assert_eq!(put(1), 201);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(put(2), 403, "a lease renewed past the cap");
+    let log = std::fs::read_to_string(s.state.join("server.log")).unwrap();
+    assert!(log.contains("lease held longer"), "{log}");
+    // an expired token
+    let o = Command::new(strata_bin())
+        .args([
+            "server",
+            "token",
+            "add",
+            "--role",
+            "read",
+            "--datastore",
+            "main",
+        ])
+        .args(["--namespace", "web1", "--days", "0", "--state-dir"])
+        .arg(&s.state)
+        .output()
+        .unwrap();
+    let expired = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let c = s.client("srv-lease-client", "main", "web1", &expired);
+    let o = c.run(&["snapshots"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expired"));
 }

@@ -24,6 +24,8 @@ use crate::{Result, ServeOptions, ServerError, Started};
 /// Per namespace: its storage and what the server learnt of it.
 struct Ns {
     backend: Arc<dyn Backend>,
+    /// Requests this namespace sent to S3 (none for a directory).
+    counts: Option<Arc<strata_store::s3::RequestCounts>>,
     graph: Graph,
     graph_files: HashSet<String>,
     headers: HashMap<Id, PackHeader>,
@@ -42,6 +44,8 @@ struct App {
     max_lease: Duration,
     log: Mutex<Option<std::fs::File>>,
     state_dir: PathBuf,
+    refusals: std::sync::atomic::AtomicU64,
+    started: Instant,
 }
 
 /// One answer.
@@ -123,6 +127,8 @@ impl App {
             r.name.as_deref().unwrap_or("-"),
         );
         eprintln!("{line}");
+        self.refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(f) = self.log.lock().unwrap().as_mut() {
             let _ = writeln!(f, "{line}");
         }
@@ -140,19 +146,28 @@ impl App {
         } else {
             Path::new(loc).join(ns).display().to_string()
         };
-        let store = strata_store::open(&loc, &strata_store::OpenOptions::default())?;
         // remote stores: immutable metadata cached on the server's disk
-        let store: Arc<dyn Backend> = if loc.starts_with("s3:") {
-            Arc::new(strata_store::CachedBackend::sole_writer(
-                store,
+        let (store, counts): (Arc<dyn Backend>, _) = if loc.starts_with("s3:") {
+            let s3 = strata_store::S3Backend::new(
+                strata_store::S3Location::parse(&loc)?,
+                &strata_store::S3Credentials::from_env()?,
+            )?;
+            let counts = s3.counts();
+            let cached = strata_store::CachedBackend::sole_writer(
+                Arc::new(s3),
                 &self.state_dir.join("cache"),
-            ))
+            );
+            (Arc::new(cached), Some(counts))
         } else {
-            store
+            (
+                strata_store::open(&loc, &strata_store::OpenOptions::default())?,
+                None,
+            )
         };
         let backend: Arc<dyn Backend> = Arc::new(crate::catalog::Catalog::new(store));
         let n = Arc::new(Mutex::new(Ns {
             backend,
+            counts,
             graph: Graph::default(),
             graph_files: HashSet::new(),
             headers: HashMap::new(),
@@ -178,6 +193,21 @@ impl App {
                                    "namespace": tok.namespace})
                 .to_string(),
             );
+        }
+        if r.ds == "status" || r.ds == "metrics" {
+            if tok.role != Role::Admin {
+                return self.refuse(
+                    Some(&tok),
+                    &r,
+                    StatusCode::FORBIDDEN,
+                    "status needs an admin token",
+                );
+            }
+            let st = self.status(&tok.datastore);
+            if r.ds == "status" {
+                return Reply::new(StatusCode::OK, serde_json::to_vec_pretty(&st).unwrap());
+            }
+            return Reply::new(StatusCode::OK, metrics(&st));
         }
         if !self.datastores.contains_key(&r.ds) {
             return self.refuse(Some(&tok), &r, StatusCode::NOT_FOUND, "no such datastore");
@@ -365,6 +395,73 @@ impl App {
             StatusCode::OK,
             serde_json::json!({"copied": copied, "bytes": bytes, "present": present}).to_string(),
         ))
+    }
+
+    /// The status of one datastore: namespaces the server has served since
+    /// it started (and, for a directory, every namespace on disk), their
+    /// objects and bytes from the catalog, and S3 requests by class.
+    fn status(&self, ds: &str) -> serde_json::Value {
+        let mut names: std::collections::BTreeSet<String> = self
+            .namespaces
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(d, _)| d == ds)
+            .map(|(_, n)| n.clone())
+            .collect();
+        let loc = self.datastores.get(ds).cloned().unwrap_or_default();
+        if !loc.starts_with("s3:") {
+            if let Ok(rd) = std::fs::read_dir(&loc) {
+                names.extend(
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                        .filter(|n| crate::tokens::name_ok(n)),
+                );
+            }
+        }
+        let mut nss = Vec::new();
+        let mut total = [0u64; 6];
+        for name in names {
+            let Ok(n) = self.ns(ds, &name) else { continue };
+            let (backend, counts) = {
+                let g = n.lock().unwrap();
+                (g.backend.clone(), g.counts.clone())
+            };
+            let mut kinds = serde_json::Map::new();
+            for k in [Kind::Snapshot, Kind::Index, Kind::Pack, Kind::Lease] {
+                if let Ok(l) = backend.list(k) {
+                    kinds.insert(
+                        k.dir().to_string(),
+                        serde_json::json!({"objects": l.len(),
+                                           "bytes": l.iter().map(|e| e.size).sum::<u64>()}),
+                    );
+                }
+            }
+            if let Some(c) = counts {
+                for (i, (_, v)) in c.snapshot().iter().enumerate() {
+                    total[i] += v;
+                }
+            }
+            nss.push(serde_json::json!({"name": name, "objects": kinds}));
+        }
+        let names = ["put", "get", "head", "list", "delete", "retries"];
+        let requests: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(total)
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        let location = match loc.split_once("://") {
+            // never credentials: a URL here has none, but keep only scheme + host + path
+            Some((scheme, rest)) => format!("{scheme}://{rest}"),
+            None => loc,
+        };
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "refusals": self.refusals.load(std::sync::atomic::Ordering::Relaxed),
+            "datastore": {"name": ds, "location": location, "namespaces": nss,
+                          "storage_requests": requests},
+        })
     }
 
     fn lease_base(name: &str) -> &str {
@@ -596,6 +693,60 @@ async fn whoami(State(app): State<Arc<App>>, h: HeaderMap) -> Reply {
     run_blocking(app, Req::new(Method::GET, "whoami".into(), None, &h)).await
 }
 
+async fn status(State(app): State<Arc<App>>, h: HeaderMap) -> Reply {
+    run_blocking(app, Req::new(Method::GET, "status".into(), None, &h)).await
+}
+
+async fn metrics_route(State(app): State<Arc<App>>, h: HeaderMap) -> Reply {
+    run_blocking(app, Req::new(Method::GET, "metrics".into(), None, &h)).await
+}
+
+/// Prometheus text for a status (datastore and namespace names only; label
+/// values escaped).
+fn metrics(st: &serde_json::Value) -> Vec<u8> {
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let ds = esc(st["datastore"]["name"].as_str().unwrap_or_default());
+    let mut out = String::new();
+    out.push_str("# TYPE strata_server_refusals_total counter\n");
+    out.push_str(&format!(
+        "strata_server_refusals_total {}\n",
+        st["refusals"]
+    ));
+    out.push_str("# TYPE strata_server_storage_requests_total counter\n");
+    if let Some(r) = st["datastore"]["storage_requests"].as_object() {
+        for (class, v) in r {
+            out.push_str(&format!(
+                "strata_server_storage_requests_total{{datastore=\"{ds}\",class=\"{}\"}} {v}\n",
+                esc(class)
+            ));
+        }
+    }
+    out.push_str("# TYPE strata_server_objects gauge\n# TYPE strata_server_bytes gauge\n");
+    for n in st["datastore"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let ns = esc(n["name"].as_str().unwrap_or_default());
+        for (kind, v) in n["objects"].as_object().into_iter().flatten() {
+            let labels = format!(
+                "datastore=\"{ds}\",namespace=\"{ns}\",kind=\"{}\"",
+                esc(kind)
+            );
+            out.push_str(&format!(
+                "strata_server_objects{{{labels}}} {}\n",
+                v["objects"]
+            ));
+            out.push_str(&format!("strata_server_bytes{{{labels}}} {}\n", v["bytes"]));
+        }
+    }
+    out.into_bytes()
+}
+
 async fn create(
     State(app): State<Arc<App>>,
     UrlPath((ds, ns)): UrlPath<(String, String)>,
@@ -668,9 +819,13 @@ pub(crate) async fn run(
         max_lease: opts.max_lease,
         log: Mutex::new(log),
         state_dir: opts.state_dir.clone(),
+        refusals: Default::default(),
+        started: Instant::now(),
     });
     let router = Router::new()
         .route("/v1/whoami", get(whoami))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics_route))
         .route("/v1/{ds}/{ns}", post(create))
         .route("/v1/{ds}/{ns}/sync", post(sync))
         .route("/v1/{ds}/{ns}/list/{kind}", get(list))

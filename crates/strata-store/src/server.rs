@@ -222,6 +222,12 @@ fn kind_path(kind: Kind) -> &'static str {
 
 impl ServerBackend {
     pub fn new(loc: ServerLocation, token: String) -> Result<ServerBackend> {
+        let b = ServerBackend::unresolved(loc, token);
+        b.resolve_namespace()
+    }
+
+    /// A client that has not asked which namespace its token is bound to.
+    fn unresolved(loc: ServerLocation, token: String) -> ServerBackend {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = match &loc.fingerprint {
@@ -254,12 +260,36 @@ impl ServerBackend {
             .max_idle_connections_per_host(32)
             .build();
         let base = format!("https://{}/v1/{}", loc.authority, loc.datastore);
-        let mut b = ServerBackend {
+        ServerBackend {
             loc,
             base,
             token,
             agent,
-        };
+        }
+    }
+
+    /// The server's status JSON for the token's datastore (admin tokens).
+    pub fn status(loc: ServerLocation, token: String) -> Result<serde_json::Value> {
+        let b = ServerBackend::unresolved(loc, token);
+        let r = b.call(
+            "GET",
+            &format!("https://{}/v1/status", b.loc.authority),
+            &[],
+            None,
+        )?;
+        if r.status != 200 {
+            return Err(b.refused("read the server's status", &r));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| StoreError::Remote {
+            what: "status".into(),
+            location: b.loc.to_string(),
+            detail: format!("unreadable status: {e}"),
+            hint: "",
+        })
+    }
+
+    fn resolve_namespace(mut self) -> Result<ServerBackend> {
+        let b = &mut self;
         if b.loc.namespace.is_empty() {
             // the token's own namespace
             let r = b.call(
@@ -282,7 +312,7 @@ impl ServerBackend {
                 });
             }
         }
-        Ok(b)
+        Ok(self)
     }
 
     fn url(&self, kind: Kind, name: Option<&str>) -> Result<String> {

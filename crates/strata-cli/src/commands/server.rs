@@ -16,6 +16,9 @@ pub enum Server {
     /// Manage API tokens (stored hashed in the state directory).
     #[command(subcommand)]
     Token(Token),
+    /// Show a running server's status for the datastore of --repo
+    /// (strata://HOST:PORT/DATASTORE; an admin token in STRATA_SERVER_TOKEN_FILE).
+    Status,
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +95,48 @@ pub fn run(g: &Global, c: Server) -> Result<u8> {
     match c {
         Server::Serve(s) => serve(g, s),
         Server::Token(t) => token(g, t),
+        Server::Status => status(g),
     }
+}
+
+fn status(g: &Global) -> Result<u8> {
+    let url = g
+        .repo
+        .as_ref()
+        .and_then(|r| r.to_str())
+        .context("no server given\nhint: --repo strata://HOST:PORT/DATASTORE")?;
+    let loc = strata_store::ServerLocation::parse(url, g.server_fingerprint.as_deref())?;
+    let st = strata_store::ServerBackend::status(loc, strata_store::server::token_from_env()?)?;
+    if g.json {
+        return super::print_json(&st).map(|_| 0);
+    }
+    let d = &st["datastore"];
+    println!(
+        "strata server {} — up {} s, {} refusals",
+        st["version"].as_str().unwrap_or("?"),
+        st["uptime_s"],
+        st["refusals"]
+    );
+    println!(
+        "datastore {} at {}",
+        d["name"].as_str().unwrap_or("?"),
+        d["location"].as_str().unwrap_or("?")
+    );
+    for n in d["namespaces"].as_array().into_iter().flatten() {
+        let o = &n["objects"];
+        println!(
+            "  {:<20} {} snapshots, {} packs ({})",
+            n["name"].as_str().unwrap_or("?"),
+            o["snapshots"]["objects"],
+            o["data"]["objects"],
+            crate::output::bytes(o["data"]["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    if let Some(r) = d["storage_requests"].as_object() {
+        let parts: Vec<String> = r.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("storage requests since start: {}", parts.join(", "));
+    }
+    Ok(0)
 }
 
 fn serve(g: &Global, s: Serve) -> Result<u8> {

@@ -393,6 +393,37 @@ fn no_change_backup_through_the_server_is_cheap_on_storage() {
     let [put, get, head, list, delete] = proxy.counts.get_all();
     eprintln!("no-change backup through the server, at storage: put {put} get {get} head {head} list {list} delete {delete}");
     assert_eq!(list, 0, "LIST requests reached storage");
+    // the status JSON and /metrics (admin only) count what storage saw
+    let admin = s.token("admin", "main", "*");
+    let mut st = c.cmd();
+    st.env("STRATA_REPOSITORY", format!("strata://{}/main", s.addr));
+    std::fs::write(c.path("admin-token"), &admin).unwrap();
+    st.env("STRATA_SERVER_TOKEN_FILE", c.path("admin-token"));
+    let o = st.args(["server", "status", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let reqs = &v["datastore"]["storage_requests"];
+    assert!(reqs["put"].as_u64().unwrap() >= put, "{v}");
+    assert_eq!(v["datastore"]["namespaces"][0]["name"], "web1", "{v}");
+    assert_eq!(
+        v["datastore"]["namespaces"][0]["objects"]["snapshots"]["objects"], 3,
+        "{v}"
+    );
+    let (code, m) = s.call("GET", "/metrics", &admin, None);
+    assert_eq!(code, 200);
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        m.contains("strata_server_storage_requests_total{datastore=\"main\",class=\"put\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "strata_server_objects{datastore=\"main\",namespace=\"web1\",kind=\"snapshots\"} 3"
+        ),
+        "{m}"
+    );
+    assert_eq!(s.call("GET", "/metrics", &backup, None).0, 403);
+    assert_eq!(s.call("GET", "/v1/status", &backup, None).0, 403);
     assert!(
         put + get + head + delete <= 5,
         "{put} PUT + {get} GET + {head} HEAD + {delete} DELETE > 5"

@@ -16,6 +16,7 @@ pub mod diff;
 mod error;
 pub mod forget;
 pub mod fsmeta;
+pub mod gc;
 pub mod glob;
 pub mod index;
 pub mod lease;

@@ -109,6 +109,8 @@ struct Req {
     list: bool,
     /// `POST …/sync`: pull the namespace from another repository.
     sync: bool,
+    /// `POST …/prune`: keyless retention and garbage collection.
+    prune: bool,
     token: Option<String>,
     range: Option<String>,
     body: Bytes,
@@ -261,6 +263,13 @@ impl App {
         n: &Mutex<Ns>,
     ) -> std::result::Result<Reply, Fail> {
         let forbid = |why: &str| Err(Fail::Refused(StatusCode::FORBIDDEN, why.to_string()));
+        if r.prune {
+            if tok.role != Role::Admin {
+                return forbid("only an admin token prunes");
+            }
+            let backend = n.lock().unwrap().backend.clone();
+            return self.prune(&r.body, backend);
+        }
         if r.sync {
             if tok.role != Role::Admin {
                 return forbid("only an admin token starts a sync");
@@ -462,6 +471,39 @@ impl App {
             "datastore": {"name": ds, "location": location, "namespaces": nss,
                           "storage_requests": requests},
         })
+    }
+
+    /// Keyless retention by receipt time plus GC (`strata_repo::gc`):
+    /// `{"keep_last": n, "keep_hourly"…"keep_yearly": n, "keep_within_s": s, "wait_s": s}`.
+    fn prune(&self, body: &[u8], backend: Arc<dyn Backend>) -> std::result::Result<Reply, Fail> {
+        let bad = |why: String| Fail::Refused(StatusCode::BAD_REQUEST, why);
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("prune request: {e}")))?;
+        let n = |k: &str| v[k].as_u64().unwrap_or(0) as u32;
+        let policy = strata_retention::Policy {
+            last: n("keep_last"),
+            hourly: n("keep_hourly"),
+            daily: n("keep_daily"),
+            weekly: n("keep_weekly"),
+            monthly: n("keep_monthly"),
+            yearly: n("keep_yearly"),
+            within: v["keep_within_s"].as_i64().map(chrono::Duration::seconds),
+        };
+        if policy.is_empty() {
+            return Err(bad(
+                "a policy that keeps nothing: give keep_last, keep_daily, … or keep_within_s"
+                    .into(),
+            ));
+        }
+        let wait = Duration::from_secs(v["wait_s"].as_u64().unwrap_or(600));
+        let id = strata_repo::gc::repo_id(&*backend).map_err(|e| bad(e.to_string()))?;
+        let rep = strata_repo::gc::prune_keyless(backend, &id, &policy, wait)
+            .map_err(|e| Fail::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        eprintln!("prune: {}", serde_json::to_string(&rep).unwrap());
+        Ok(Reply::new(
+            StatusCode::OK,
+            serde_json::to_vec(&rep).unwrap(),
+        ))
     }
 
     fn lease_base(name: &str) -> &str {
@@ -682,6 +724,7 @@ impl Req {
             name: None,
             list: false,
             sync: false,
+            prune: false,
             token,
             range,
             body: Bytes::new(),
@@ -769,6 +812,20 @@ async fn sync(
     run_blocking(app, req).await
 }
 
+async fn prune(
+    State(app): State<Arc<App>>,
+    UrlPath((ds, ns)): UrlPath<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let req = Req {
+        prune: true,
+        body,
+        ..Req::new(Method::POST, ds, Some(ns), &h)
+    };
+    run_blocking(app, req).await
+}
+
 async fn list(
     State(app): State<Arc<App>>,
     UrlPath((ds, ns, kind)): UrlPath<(String, String, String)>,
@@ -828,6 +885,7 @@ pub(crate) async fn run(
         .route("/metrics", get(metrics_route))
         .route("/v1/{ds}/{ns}", post(create))
         .route("/v1/{ds}/{ns}/sync", post(sync))
+        .route("/v1/{ds}/{ns}/prune", post(prune))
         .route("/v1/{ds}/{ns}/list/{kind}", get(list))
         .route(
             "/v1/{ds}/{ns}/obj/{kind}/{name}",

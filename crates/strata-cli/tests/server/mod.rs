@@ -623,3 +623,86 @@ fn lease_lifetime_is_capped_and_expired_tokens_refused() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expired"));
 }
+
+/// Must-show 3: server-side retention and GC with no client key free the
+/// space of forgotten snapshots while a backup runs next to it; every kept
+/// snapshot restores bit-exact afterwards; a backup token cannot prune.
+#[test]
+fn server_prune_without_key_frees_forgotten_snapshots() {
+    let env = Env::new("srv-prune");
+    let ds = env.path("ds");
+    let s = Server::start(
+        &env.path("state"),
+        &[("main", ds.display().to_string())],
+        &[],
+    );
+    let backup = s.token("backup", "main", "web1");
+    let admin = s.token("admin", "main", "*");
+    let c = s.client("srv-prune-client", "main", "web1", &backup);
+    c.ok(&["init", "--pack-size", "1"]);
+    // three snapshots of unrelated data, a second apart (receipt times)
+    let mut trees = Vec::new();
+    for i in 0..3u64 {
+        let src = c.path(&format!("src{i}"));
+        make_tree(&src, 70 + i, 60, 3);
+        let b = c.backup(&src);
+        trees.push((b["snapshot_id"].as_str().unwrap().to_string(), src));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let data = ds.join("web1").join("data");
+    let before = du_bytes(&data);
+    let req = br#"{"keep_last": 1, "wait_s": 120}"#;
+    assert_eq!(
+        s.call("POST", "/v1/main/web1/prune", &backup, Some(req)).0,
+        403
+    );
+    // a backup runs while the prune announces, waits and deletes
+    let extra = c.path("src-extra");
+    make_tree(&extra, 80, 80, 6);
+    let child = c
+        .cmd()
+        .args(["backup", "--json", "--quiet", extra.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let leases = ds.join("web1").join("leases");
+    let t = Instant::now();
+    while std::fs::read_dir(&leases).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the backup took no lease"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (code, body) = s.call("POST", "/v1/main/web1/prune", &admin, Some(req));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let rep: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "the backup next to the prune failed");
+    let extra_snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["deferred"], false, "{rep}");
+    assert_eq!(rep["snapshots_removed"], 2, "{rep}");
+    assert!(rep["packs_deleted"].as_u64().unwrap() >= 2, "{rep}");
+    let after = du_bytes(&data);
+    let extra_bytes = extra_snap["summary"]["stored_added"].as_u64().unwrap_or(0);
+    assert!(
+        after < before + extra_bytes,
+        "no space freed: {before} → {after} (+{extra_bytes} from the new backup): {rep}"
+    );
+    // what was kept restores bit-exact, and the repository checks clean
+    c.ok(&["check", "--read-data"]);
+    let ids = c.snapshot_ids();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let (kept, src) = &trees[2];
+    let t = c.path("r-kept");
+    c.ok(&["restore", kept, "--target", t.to_str().unwrap()]);
+    assert_same_tree(src, &t);
+    let t = c.path("r-extra");
+    c.ok(&[
+        "restore",
+        extra_snap["snapshot_id"].as_str().unwrap(),
+        "--target",
+        t.to_str().unwrap(),
+    ]);
+    assert_same_tree(&extra, &t);
+}

@@ -331,6 +331,18 @@ fn server_on_garage_backup_token_cannot_destroy() {
         "refusals are not all logged"
     );
     assert!(log.contains("dangling"), "{log}");
+    // a server prune after the attack keeps everything it should
+    let (code, body) = s.call(
+        "POST",
+        "/v1/main/web1/prune",
+        &admin,
+        Some(br#"{"keep_last": 10, "wait_s": 30}"#),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let rep: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(rep["packs_deleted"], 0, "{rep}");
+    assert_eq!(rep["snapshots_removed"], 0, "{rep}");
+    c.ok(&["check", "--read-data"]);
     // the client still restores the first snapshot
     let t1 = c.path("restore1");
     c.ok(&[
@@ -705,4 +717,76 @@ fn server_prune_without_key_frees_forgotten_snapshots() {
         t.to_str().unwrap(),
     ]);
     assert_same_tree(&extra, &t);
+}
+
+/// Must-show 2 (retention part): a snapshot whose client clock says 2036
+/// cannot push real backups out of the server's retention, which counts
+/// receipt times only; and a server prune after the attack matrix keeps
+/// everything it should (see the attack test).
+#[test]
+fn future_dated_snapshot_does_not_steer_server_retention() {
+    let env = Env::new("srv-future");
+    let ds = env.path("ds");
+    let s = Server::start(
+        &env.path("state"),
+        &[("main", ds.display().to_string())],
+        &[],
+    );
+    let c = s.client(
+        "srv-future-client",
+        "main",
+        "web1",
+        &s.token("backup", "main", "web1"),
+    );
+    let admin = s.token("admin", "main", "*");
+    c.ok(&["init"]);
+    let src = c.path("src");
+    make_tree(&src, 90, 30, 1);
+    c.backup(&src);
+    std::thread::sleep(Duration::from_millis(1100));
+    // the attacker's snapshot, dated ten years ahead by the client
+    std::fs::write(src.join("attacker"), b"x").unwrap();
+    let o = c
+        .cmd()
+        .args(["backup", "--json", src.to_str().unwrap()])
+        .env(
+            "LD_PRELOAD",
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        )
+        .env("FAKETIME", "+3650d")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let future: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::remove_file(src.join("attacker")).unwrap();
+    std::fs::write(src.join("real"), b"the newest real backup").unwrap();
+    let newest = c.backup(&src);
+    let snaps = c.json(&["snapshots"]);
+    let year = |id: &str| {
+        snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["snapshot"]["time"].as_str().unwrap()[..4].to_string())
+            .unwrap()
+    };
+    assert!(year(future["snapshot_id"].as_str().unwrap()).as_str() >= "2036");
+    let (code, body) = s.call(
+        "POST",
+        "/v1/main/web1/prune",
+        &admin,
+        Some(br#"{"keep_last": 1, "wait_s": 30}"#),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        c.snapshot_ids(),
+        vec![newest["snapshot_id"].as_str().unwrap().to_string()],
+        "server retention kept something other than the newest backup it received"
+    );
+    c.ok(&["check", "--read-data"]);
+    let t = c.path("r");
+    c.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert_same_tree(&src, &t);
 }

@@ -354,12 +354,14 @@ pub fn restore(
         }
     }
     drop(parent);
-    // a remote store is latency-bound: keep more reads in flight, in larger windows
+    // a remote store is latency-bound: keep more reads in flight, in larger
+    // windows (6 measured as fast as 12 or 24 on 2 cores against Garage,
+    // with 115 MB peak RSS instead of 137 or 175)
     let remote = repo.backend.is_remote();
     let threads = if opts.threads > 0 {
         opts.threads
     } else if remote {
-        (par::cpus() + 1).max(12)
+        (par::cpus() + 1).max(6)
     } else {
         par::cpus() + 1
     };

@@ -83,6 +83,21 @@ pub fn serve(opts: ServeOptions, started: impl FnOnce(&Started)) -> Result<()> {
             });
         }
     }
+    // an unusable S3 datastore fails here, once, naming what to fix, instead
+    // of on every client request
+    for (name, loc) in &opts.datastores {
+        if loc.starts_with("s3:") {
+            let bad = |e: strata_store::StoreError| ServerError::Config {
+                message: format!("datastore {name}: {e}"),
+            };
+            let s3 = strata_store::S3Backend::new(
+                strata_store::S3Location::parse(loc).map_err(bad)?,
+                &strata_store::S3Credentials::from_env().map_err(bad)?,
+            )
+            .map_err(bad)?;
+            s3.check_access().map_err(bad)?;
+        }
+    }
     std::fs::create_dir_all(&opts.state_dir).map_err(|source| ServerError::Io {
         op: "create",
         path: opts.state_dir.display().to_string(),

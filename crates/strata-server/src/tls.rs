@@ -46,29 +46,9 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 
 /// Lowercase hex SHA-256 of the first certificate in a PEM file (its DER).
 pub fn fingerprint_of_pem(path: &Path) -> Result<String> {
-    let pem = std::fs::read_to_string(path).map_err(io("read", path))?;
-    let b64: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    let der = base64_decode(&b64)
-        .ok_or_else(|| ServerError::Tls(format!("{}: no PEM certificate", path.display())))?;
-    let d = ring::digest::digest(&ring::digest::SHA256, &der);
-    Ok(d.as_ref().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_round() {
-        assert_eq!(super::base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert!(super::base64_decode("***").is_none());
-    }
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(path)
+        .map_err(|e| ServerError::Tls(format!("{}: no PEM certificate ({e})", path.display())))?;
+    let d = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    Ok(strata_store::server::hex(d.as_ref()))
 }

@@ -66,6 +66,20 @@ fn write_atomic(path: &Path, data: &[u8]) {
     let _ = std::fs::remove_file(&tmp);
 }
 
+/// Removes the files of `dir` whose names are not in `keep`.
+fn evict(dir: &Path, keep: &std::collections::HashSet<&str>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if !n.starts_with(".tmp-") && !keep.contains(n.as_ref()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 impl CachedBackend {
     /// Caches `inner` under `<cache_dir>/repo-<BLAKE3 of the location>/`.
     pub fn new(inner: Arc<dyn Backend>, cache_root: &Path) -> CachedBackend {
@@ -273,34 +287,13 @@ impl Backend for CachedBackend {
         let listed = self.inner.list(kind)?;
         if matches!(kind, Kind::Index | Kind::Snapshot | Kind::Pack) {
             // forget cached copies of objects storage no longer has
-            let sub = if kind == Kind::Pack {
-                self.dir.join("packtail")
-            } else {
-                self.dir.join(kind.dir())
-            };
-            if let Ok(rd) = std::fs::read_dir(&sub) {
-                let names: std::collections::HashSet<&str> =
-                    listed.iter().map(|e| e.name.as_str()).collect();
-                for e in rd.flatten() {
-                    let n = e.file_name();
-                    let n = n.to_string_lossy();
-                    if !n.starts_with(".tmp-") && !names.contains(n.as_ref()) {
-                        let _ = std::fs::remove_file(e.path());
-                    }
-                }
-            }
+            let names: std::collections::HashSet<&str> =
+                listed.iter().map(|e| e.name.as_str()).collect();
             if kind == Kind::Pack {
-                if let Ok(rd) = std::fs::read_dir(self.dir.join("trees")) {
-                    let names: std::collections::HashSet<&str> =
-                        listed.iter().map(|e| e.name.as_str()).collect();
-                    for e in rd.flatten() {
-                        let n = e.file_name();
-                        let n = n.to_string_lossy();
-                        if !n.starts_with(".tmp-") && !names.contains(n.as_ref()) {
-                            let _ = std::fs::remove_file(e.path());
-                        }
-                    }
-                }
+                evict(&self.dir.join("packtail"), &names);
+                evict(&self.dir.join("trees"), &names);
+            } else {
+                evict(&self.dir.join(kind.dir()), &names);
             }
         }
         Ok(listed)
@@ -317,7 +310,9 @@ impl Backend for CachedBackend {
             if kind == Kind::Pack {
                 if let Some(p) = self.tail_path(n) {
                     let _ = std::fs::remove_file(p);
+                    let _ = std::fs::remove_file(self.dir.join("trees").join(n));
                 }
+                self.trees.lock().unwrap().remove(n);
             }
         }
         Ok(())

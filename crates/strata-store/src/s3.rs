@@ -98,7 +98,6 @@ impl std::fmt::Display for S3Location {
             self.bucket,
             self.prefix.trim_end_matches('/')
         )
-        .map(|_| ())
     }
 }
 
@@ -406,6 +405,21 @@ impl S3Backend {
         }
     }
 
+    /// One signed GET of an object, optionally with a `Range` (signed too).
+    fn get_object(&self, kind: Kind, name: &str, range: Option<String>) -> Result<(String, Reply)> {
+        let key = self.key(kind, name)?;
+        let mut action = self.bucket.get_object(Some(&self.creds), &key);
+        let mut headers = Vec::new();
+        if let Some(r) = range {
+            action.headers_mut().insert("range", r.clone());
+            headers.push(("range", r));
+        }
+        let url = action.sign(SIGN_FOR);
+        self.counts.get.fetch_add(1, Ordering::Relaxed);
+        let r = self.send("GET", &url, &headers, None, "GET")?;
+        Ok((key, r))
+    }
+
     fn head(&self, key: &str) -> Result<bool> {
         let url = self
             .bucket
@@ -467,7 +481,7 @@ impl S3Backend {
                 let mtime = c
                     .last_modified
                     .as_deref()
-                    .and_then(chrono_free_rfc3339)
+                    .and_then(rfc3339_secs)
                     .unwrap_or(0);
                 out.push((c.key, c.size.unwrap_or(0), mtime));
             }
@@ -545,23 +559,10 @@ fn read_reply(resp: ureq::Response, what: &str) -> Result<Reply> {
 }
 
 /// Seconds since the epoch of an S3 timestamp (`2026-12-07T05:06:28.000Z`).
-fn chrono_free_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // days from civil (Howard Hinnant's algorithm)
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + se)
+fn rfc3339_secs(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 impl Backend for S3Backend {
@@ -614,13 +615,7 @@ impl Backend for S3Backend {
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
-        let key = self.key(kind, name)?;
-        let url = self
-            .bucket
-            .get_object(Some(&self.creds), &key)
-            .sign(SIGN_FOR);
-        self.counts.get.fetch_add(1, Ordering::Relaxed);
-        let r = self.send("GET", &url, &[], None, "GET")?;
+        let (key, r) = self.get_object(kind, name, None)?;
         match r.status {
             200 => Ok(r.body),
             404 => Err(self.not_found(kind, name, &r)),
@@ -632,13 +627,8 @@ impl Backend for S3Backend {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let key = self.key(kind, name)?;
         let range = format!("bytes={}-{}", offset, offset + len - 1);
-        let mut action = self.bucket.get_object(Some(&self.creds), &key);
-        action.headers_mut().insert("range", range.clone());
-        let url = action.sign(SIGN_FOR);
-        self.counts.get.fetch_add(1, Ordering::Relaxed);
-        let r = self.send("GET", &url, &[("range", range)], None, "GET")?;
+        let (key, r) = self.get_object(kind, name, Some(range))?;
         match r.status {
             206 => Ok(r.body),
             200 => Ok(r
@@ -653,13 +643,7 @@ impl Backend for S3Backend {
     }
 
     fn get_tail(&self, kind: Kind, name: &str, len: u64) -> Result<(Vec<u8>, u64)> {
-        let key = self.key(kind, name)?;
-        let range = format!("bytes=-{len}");
-        let mut action = self.bucket.get_object(Some(&self.creds), &key);
-        action.headers_mut().insert("range", range.clone());
-        let url = action.sign(SIGN_FOR);
-        self.counts.get.fetch_add(1, Ordering::Relaxed);
-        let r = self.send("GET", &url, &[("range", range)], None, "GET")?;
+        let (key, r) = self.get_object(kind, name, Some(format!("bytes=-{len}")))?;
         match r.status {
             200 => {
                 let total = r.body.len() as u64;
@@ -785,11 +769,8 @@ mod tests {
 
     #[test]
     fn timestamps_and_error_bodies() {
-        assert_eq!(chrono_free_rfc3339("1970-01-01T00:00:00.000Z"), Some(0));
-        assert_eq!(
-            chrono_free_rfc3339("2026-12-07T05:06:28.000Z"),
-            Some(1796619988)
-        );
+        assert_eq!(rfc3339_secs("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(rfc3339_secs("2026-12-07T05:06:28.000Z"), Some(1796619988));
         assert_eq!(
             s3_error(b"<Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>"),
             "NoSuchBucket: gone"

@@ -706,15 +706,15 @@ fn requests_are_counted() {
         cached[1] < uncached[1],
         "the cache saved no GET: cached {cached:?}, uncached {uncached:?}"
     );
+    // with the cache a no-change backup reads only config and leases
+    assert!(cached[1] <= 5, "no-change backup made {} GETs", cached[1]);
+    assert!(cached[3] <= 5, "no-change backup made {} LISTs", cached[3]);
     // average stored object: packs are 16 MiB, metadata objects few
-    let objects = stats["objects"].as_u64().unwrap_or(0);
-    let bytes_stored = stats["stored_bytes"].as_u64().unwrap_or(0);
-    if objects > 0 {
-        eprintln!(
-            "stored: {objects} objects, {bytes_stored} bytes, average {:.1} MiB",
-            bytes_stored as f64 / objects as f64 / 1048576.0
-        );
-    }
+    let objects = stats["objects"].as_u64().unwrap();
+    let bytes_stored = stats["stored_bytes"].as_u64().unwrap();
+    let avg = bytes_stored as f64 / objects as f64 / 1048576.0;
+    eprintln!("stored: {objects} objects, {bytes_stored} bytes, average {avg:.1} MiB");
+    assert!(avg >= 8.0, "average stored object {avg:.1} MiB < 8 MiB");
 }
 
 /// Must-show 4 (cluster part): a 3-node Garage (replication 3, quorum 2)

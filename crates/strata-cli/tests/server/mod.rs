@@ -790,3 +790,46 @@ fn future_dated_snapshot_does_not_steer_server_retention() {
     c.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
     assert_same_tree(&src, &t);
 }
+
+/// An S3 datastore the server cannot use stops it at start with one line
+/// naming the datastore and what to fix (not a failure on every request).
+#[test]
+fn unusable_s3_datastore_fails_at_start() {
+    let env = Env::new("srv-bad-ds");
+    let g = Garage::start(&env.path("garage"), "strata");
+    let run = |url: String, vars: Vec<(String, String)>| {
+        let mut c = Command::new(strata_bin());
+        c.args(["server", "serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(env.path("state"))
+            .arg("--datastore")
+            .arg(format!("main={url}"))
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    for (url, vars, want) in [
+        (
+            g.url(g.s3_port, "strata", "ds"),
+            vec![],
+            "no S3 credentials",
+        ),
+        (g.url(g.s3_port, "nosuchbucket", "ds"), g.vars(), "bucket"),
+    ] {
+        let o = run(url, vars);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("datastore main") && err.contains(want),
+            "{err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{err}"
+        );
+    }
+}

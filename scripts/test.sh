@@ -3,7 +3,7 @@
 # Rust toolchain: installs the system tools the tests use, then cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(acl attr util-linux diffutils zfs-fuse btrfs-progs faketime procps openssh-server openssh-client sanoid zstd curl python3-aiosmtpd python3-fusepy e2fsprogs postgresql chromium)
+pkgs=(acl attr util-linux diffutils zfs-fuse btrfs-progs faketime procps openssh-server openssh-client sanoid zstd curl python3-aiosmtpd python3-fusepy e2fsprogs postgresql chromium podman sqlite3 mariadb-server mariadb-client runc busybox-static asciinema)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -10,10 +10,30 @@ use clap::Parser;
 
 use crate::commands::Cli;
 
+/// `println!` panics with "failed printing to stdout" when stdout is a closed
+/// pipe; end the process there instead, silently, as Unix filters do.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
-    // Die quietly on a closed pipe (`strata ls | head`), as Unix tools do.
-    // SAFETY: setting a signal disposition before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SIGPIPE stays ignored (Rust's default): with the default disposition a
+    // repository server or a zfs peer that dies mid-request would kill strata
+    // without a word. A closed stdout (`strata ls | head`) still ends quietly,
+    // with the status a shell gives a process killed by SIGPIPE.
+    quiet_on_closed_stdout();
     // Installed as `sanoid` (a symlink), strata behaves as `strata snapshot`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let invoked = std::path::Path::new(&args[0])

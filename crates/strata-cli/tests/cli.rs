@@ -1,6 +1,7 @@
 //! End-to-end tests of the `strata` binary on real directories.
 
 mod monitor;
+mod plan;
 mod replicate;
 mod s3;
 mod safety;
@@ -211,6 +212,23 @@ fn unchanged_backup_reads_nothing_and_adds_almost_nothing() {
     assert_eq!(b["summary"]["bytes_read"], 0);
     assert_eq!(b["summary"]["bytes_added"], 0);
     assert_eq!(b["parent"], a["snapshot_id"]);
+    // `strata ls | head`: a reader that hangs up ends strata quietly, with
+    // the status of a process killed by SIGPIPE and nothing on stderr
+    let mut child = env
+        .cmd()
+        .args(["ls", "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "{o:?}");
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let growth = du_bytes(&env.repo) - repo_before;
     assert!(
         growth * 1000 < total,

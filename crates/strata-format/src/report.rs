@@ -54,6 +54,15 @@ pub struct JobReport {
     /// The last lines of the job's log.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub log_tail: String,
+    /// What ran: `drill` for a restore drill; absent for a job run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Seconds within which the sender reports again (its schedule's
+    /// longest gap): a monitor that creates the check from this report
+    /// takes it as the period, so a report that does not come is alerted
+    /// as overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<f64>,
 }
 
 impl JobReport {
@@ -101,6 +110,8 @@ mod tests {
             files: Some(3),
             snapshot_id: Some("ab12".into()),
             duration: 31.5,
+            kind: None,
+            every: None,
             log_tail: "done".into(),
         };
         let j = serde_json::to_string(&r).unwrap();

@@ -58,6 +58,11 @@ pub struct Snapshot {
     /// the target directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_node: Option<String>,
+    /// Parts of the backup that are missing from this snapshot, each as
+    /// `path: why` (a dump whose command failed is left out, never stored
+    /// truncated). Empty for a complete snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
 }
 
 impl Snapshot {
@@ -154,6 +159,7 @@ mod tests {
                 summary: Summary { files, ..Default::default() },
                 program: "strata test".into(),
                 root_node: None,
+                incomplete: vec!["/strata-sources/postgres/x.pgdump: pg_dump exited with 1".into()],
             };
             let mut s = s;
             if files % 2 == 1 {
@@ -184,7 +190,7 @@ mod tests {
             let s = Snapshot {
                 time: DateTime::from_timestamp(0, 0).unwrap(),
                 host: "h".into(), username: "u".into(), paths: vec![], tags: vec![], tree: Id([1; 32]), parent: None,
-                summary: Summary::default(), program: "p".into(), root_node: Some(hex),
+                summary: Summary::default(), program: "p".into(), root_node: Some(hex), incomplete: vec![],
             };
             prop_assert!(s.root_node().is_err());
         }

@@ -177,27 +177,64 @@ fn bytes(n: i64) -> String {
     format!("{n} B")
 }
 
+/// A drill cell: the last verdict and its age; overdue once no drill
+/// came within the period and grace.
+fn drill_cell(c: &Check, t: f64) -> String {
+    let st = state(c, t);
+    let verdict = match (st, c.last_outcome.as_str()) {
+        (_, "") => "never",
+        ("paused", _) => "paused",
+        ("down", "success" | "partial") => "overdue",
+        ("late", _) => "late",
+        ("running", _) => "running",
+        (_, "success") => "passed",
+        (_, "partial") => "not verified",
+        _ => "failed",
+    };
+    let col = match verdict {
+        "passed" => color("up"),
+        "not verified" | "late" => color("partial"),
+        "running" => color("running"),
+        "never" | "paused" => color("new"),
+        _ => color("down"),
+    };
+    let age_s = c.last_ping.map(|l| (t - l).max(0.0));
+    format!(
+        "<td class=drill data-verdict=\"{verdict}\" data-age-s=\"{a}\" style=\"border-left:6px solid {col}\">\
+<a href=/job/{u}><span class=st style=background:{col}>drill {v}</span></a><br>{ago}</td>",
+        a = age_s.map(|a| format!("{a:.0}")).unwrap_or_default(),
+        u = c.uuid,
+        v = esc(verdict),
+        ago = age_s
+            .map(|a| format!("{} ago", age(a)))
+            .unwrap_or_else(|| "no drill yet".into()),
+    )
+}
+
 fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> {
     let checks = eng.db.checks()?;
     let t = now();
     let mut hosts: Vec<String> = checks.iter().map(|c| c.host.clone()).collect();
     hosts.sort();
     hosts.dedup();
-    let mut jobs: Vec<String> = checks
-        .iter()
-        .map(|c| {
-            if c.job.is_empty() {
-                c.name.clone()
-            } else {
-                c.job.clone()
-            }
-        })
-        .collect();
-    jobs.sort();
-    jobs.dedup();
+    let key = |c: &Check| -> (String, bool) {
+        match c.drill_of() {
+            Some(j) => (j.to_string(), true),
+            None if c.job.is_empty() => (c.name.clone(), false),
+            None => (c.job.clone(), false),
+        }
+    };
+    // each job's column, then its drill column when it has drills
+    let mut cols: Vec<(String, bool)> = checks.iter().map(key).collect();
+    cols.sort();
+    cols.dedup();
     let mut h = String::from("<table><tr><th>host</th>");
-    for j in &jobs {
-        h.push_str(&format!("<th>{}</th>", esc(j)));
+    for (j, drill) in &cols {
+        if *drill {
+            h.push_str(&format!("<th class=drill>{} · drill</th>", esc(j)));
+        } else {
+            h.push_str(&format!("<th>{}</th>", esc(j)));
+        }
     }
     h.push_str("</tr>");
     for host in &hosts {
@@ -205,12 +242,11 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
             "<tr><th>{}</th>",
             esc(if host.is_empty() { "(no host)" } else { host })
         ));
-        for j in &jobs {
-            let c = checks
-                .iter()
-                .find(|c| &c.host == host && (&c.job == j || (c.job.is_empty() && &c.name == j)));
+        for col in &cols {
+            let c = checks.iter().find(|c| &c.host == host && &key(c) == col);
             match c {
                 None => h.push_str("<td></td>"),
+                Some(c) if col.1 => h.push_str(&drill_cell(c, t)),
                 Some(c) => {
                     let st = state(c, t);
                     let last = c
@@ -314,6 +350,20 @@ fn job_page(
         c.uuid,
         c.uuid
     ));
+    // the job's restore drills, and the drill's report one click away
+    if c.drill_of().is_none() && !c.job.is_empty() {
+        if let Some(d) = eng
+            .db
+            .check_by_host_job(&c.host, &format!("drill-{}", c.job))?
+        {
+            if d.drill_of().is_some() {
+                h.push_str(&format!(
+                    "<table><tr><th>restore drill</th>{}</tr></table>",
+                    drill_cell(&d, t)
+                ));
+            }
+        }
+    }
     if admin {
         let act = if c.paused { "resume" } else { "pause" };
         h.push_str(&format!(

@@ -276,6 +276,14 @@ pub struct Check {
 }
 
 impl Check {
+    /// The job a restore drill's check drills: such a check is created from
+    /// a drill report (job `drill-<job>`, tag `drill`).
+    pub fn drill_of(&self) -> Option<&str> {
+        self.job
+            .strip_prefix("drill-")
+            .filter(|_| self.tags.split_whitespace().any(|t| t == "drill"))
+    }
+
     /// A new check with healthchecks' defaults (period 1 day, grace 1 hour).
     pub fn new(name: &str) -> Check {
         Check {

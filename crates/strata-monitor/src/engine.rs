@@ -201,7 +201,24 @@ impl Engine {
         for ev in events {
             self.notify(&c, ev, t);
         }
-        self.evaluate(&c, t)?;
+        // a failed report names its failed steps in the alert
+        let failed: Vec<String> = inc
+            .report
+            .iter()
+            .flat_map(|r| &r.steps)
+            .filter(|s| s.status == RunStatus::Fail)
+            .map(|s| {
+                let m: String = s.message.chars().take(300).collect();
+                if m.is_empty() {
+                    s.name.clone()
+                } else {
+                    format!("{} ({m})", s.name)
+                }
+            })
+            .collect();
+        let detail = (inc.kind == Kind::Fail && !failed.is_empty())
+            .then(|| format!("failed: {}", failed.join("; ")));
+        self.evaluate_with(&c, t, detail)?;
         Ok(())
     }
 
@@ -209,13 +226,20 @@ impl Engine {
     /// recovery (and repeats) as needed. Called after each ping and by the
     /// alert loop, so a restart while a check is overdue still alerts.
     pub fn evaluate(&self, c: &Check, t: f64) -> Result<()> {
+        self.evaluate_with(c, t, None)
+    }
+
+    /// [`Engine::evaluate`], with what a down alert says instead of the
+    /// generic reason.
+    fn evaluate_with(&self, c: &Check, t: f64, detail: Option<String>) -> Result<()> {
         let st = state(c, t);
         let down = st == "down";
         if down && c.alert_state != "down" {
             self.db.set_alert(c.id, "down", Some(t), Some(t))?;
             let mut c2 = c.clone();
             c2.alert_since = Some(t);
-            self.notify(&c2, Event::Down(reason(c, t)), t);
+            let why = detail.unwrap_or_else(|| reason(c, t));
+            self.notify(&c2, Event::Down(why), t);
         } else if down
             && c.repeat_every > 0.0
             && c.last_notified.is_some_and(|n| t - n >= c.repeat_every)
@@ -277,6 +301,7 @@ impl Engine {
 }
 
 fn reason(c: &Check, t: f64) -> String {
+    let drill = c.drill_of().is_some();
     if let Some(s) = c.last_start {
         return format!("started {} ago and not finished", crate::age(t - s));
     }
@@ -284,6 +309,11 @@ fn reason(c: &Check, t: f64) -> String {
         return "the last run failed".into();
     }
     match c.last_ping {
+        Some(p) if drill => format!(
+            "overdue: no drill for {} (expected every {})",
+            crate::age(t - p),
+            crate::age(c.timeout)
+        ),
         Some(p) => format!("no ping for {}", crate::age(t - p)),
         None => "never pinged".into(),
     }

@@ -433,14 +433,31 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             ))
         }
     };
+    // a sender's own period (a drill's schedule) is the period of a check
+    // no one declared: its report not coming is then alerted as overdue
+    let every = r.every.filter(|e| e.is_finite() && *e >= 60.0);
     let c = match eng.db.check_by_host_job(&r.host, &r.job)? {
-        Some(c) => c,
+        Some(mut c) => {
+            if let Some(e) =
+                every.filter(|e| !c.managed && c.schedule.is_empty() && c.timeout != *e)
+            {
+                c.timeout = e;
+                eng.db.save(&c)?;
+            }
+            c
+        }
         None => {
-            let c = Check {
+            let mut c = Check {
                 host: r.host.clone(),
                 job: r.job.clone(),
                 ..Check::new(&format!("{}/{}", r.host, r.job))
             };
+            if let Some(e) = every {
+                c.timeout = e;
+            }
+            if r.kind.as_deref() == Some("drill") {
+                c.tags = "drill".into();
+            }
             let id = eng.db.save(&c)?;
             eng.db.check(id)?.expect("just saved")
         }

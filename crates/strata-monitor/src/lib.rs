@@ -14,7 +14,7 @@ pub mod db;
 pub mod engine;
 pub mod http;
 pub mod notify;
-pub mod schedule;
+pub use strata_schedule as schedule;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,23 +51,7 @@ pub fn age(secs: f64) -> String {
     }
 }
 
-/// Parse `24h`, `90m`, `30s`, `2d`, `1w`, or seconds.
-pub fn parse_duration(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last()? {
-        'w' => (&s[..s.len() - 1], 604800.0),
-        'd' => (&s[..s.len() - 1], 86400.0),
-        'h' => (&s[..s.len() - 1], 3600.0),
-        'm' => (&s[..s.len() - 1], 60.0),
-        's' => (&s[..s.len() - 1], 1.0),
-        _ => (s, 1.0),
-    };
-    num.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| *x >= 0.0)
-        .map(|x| x * mult)
-}
+pub use strata_schedule::parse_duration;
 
 /// Hex BLAKE3 of a secret (tokens, API keys, session ids are stored hashed).
 pub fn hash_secret(s: &str) -> String {

@@ -44,9 +44,30 @@ pub enum ParentChoice {
     Id(Id),
 }
 
+/// A stream produced while the backup runs (a database dump, a volume
+/// export, a command's stdout), stored as one file of the snapshot.
+pub trait StreamSource: Send {
+    /// Where it lands: path components below the snapshot's root, e.g.
+    /// `["strata-sources", "postgres", "myapp.pgdump"]`.
+    fn path(&self) -> Vec<String>;
+    /// Starts the producer and hands over its output.
+    fn open(&mut self) -> std::result::Result<Box<dyn Read + Send>, String>;
+    /// After the output ended: whether the producer succeeded. An Err
+    /// drops the file from the snapshot and names it in
+    /// [`Snapshot::incomplete`](strata_format::snapshot::Snapshot::incomplete).
+    fn finish(&mut self) -> std::result::Result<(), String>;
+}
+
 /// What to back up besides paths.
 pub enum Source {
     Paths(Vec<PathBuf>),
+    /// Paths (each under its own name at the root, as with several paths)
+    /// plus streams at their own paths, in one snapshot. A stream whose
+    /// producer fails is left out and named in the snapshot; the rest is kept.
+    Plan {
+        paths: Vec<PathBuf>,
+        streams: Vec<Box<dyn StreamSource>>,
+    },
     /// A stream stored as one file named `name` (stdin, or a command's stdout).
     Stream {
         name: String,
@@ -72,6 +93,8 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     /// Warnings (unreadable entries); non-zero means a partial snapshot.
     pub errors: u64,
+    /// Streams left out: (path in the snapshot, why).
+    pub failed_streams: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -489,7 +512,12 @@ pub fn backup(
     };
     progress.start("backup", None, None);
 
+    let (source, mut streams) = match source {
+        Source::Plan { paths, streams } => (Source::Paths(paths), Some(streams)),
+        s => (s, None),
+    };
     let (paths, parent, root_nodes, mut root_dir) = match source {
+        Source::Plan { .. } => unreachable!("split above"),
         Source::Paths(paths) => {
             let mut abs = Vec::new();
             for p in &paths {
@@ -500,7 +528,8 @@ pub fn backup(
             let names: Vec<String> = abs.iter().map(|p| p.display().to_string()).collect();
             let parent = pick_parent(repo, &host, &names, &opts.parent)?;
             let ptree = parent.as_ref().map(|(_, s)| s.tree);
-            let single_dir = abs.len() == 1
+            let single_dir = streams.is_none()
+                && abs.len() == 1
                 && abs[0].is_dir()
                 && !std::fs::symlink_metadata(&abs[0])
                     .map(|m| m.is_symlink())
@@ -591,18 +620,53 @@ pub fn backup(
             ctx.files_read.fetch_add(1, Ordering::Relaxed);
             ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
             progress.inc(1, 0);
-            let mut node = Node::new(name.clone().into_bytes(), NodeKind::File);
-            node.mode = 0o600;
-            node.size = n;
-            let t = now();
-            node.mtime = (t.timestamp(), t.timestamp_subsec_nanos());
-            node.content = ids;
-            node.sizes = sizes;
+            let node = stream_node(name.clone(), ids, sizes, n);
             (vec![format!("/{name}")], None, Some(vec![node]), None)
         }
     };
     if let Some(e) = ctx.first_error.lock().unwrap().take() {
         return Err(e);
+    }
+    // streams, one after another, each producer started just before it is read
+    let mut stream_files: Vec<(Vec<String>, Node)> = Vec::new();
+    let mut failed_streams: Vec<(String, String)> = Vec::new();
+    let mut paths = paths;
+    for mut st in streams.take().unwrap_or_default() {
+        let path = st.path();
+        let shown = path.join("/");
+        if path.is_empty()
+            || path
+                .iter()
+                .any(|c| c.is_empty() || c.contains('/') || c == "." || c == "..")
+        {
+            return Err(RepoError::Invalid {
+                what: "source path",
+                detail: format!("{shown:?} must be plain names joined by '/'"),
+            });
+        }
+        progress.add_total(1, 0);
+        let mut comp = Compressor::new(repo.config.compression);
+        let (mut sb, mut buf) = (Vec::new(), Vec::new());
+        let stored = st.open().and_then(|r| {
+            ctx.store_stream(r, &mut comp, &mut sb, &mut buf)
+                .map_err(|e| format!("reading its output: {e}"))
+        });
+        // always reap the producer, even when reading failed
+        let done = st.finish();
+        progress.inc(1, 0);
+        match (stored, done) {
+            (Ok((ids, sizes, n)), Ok(())) => {
+                ctx.files_read.fetch_add(1, Ordering::Relaxed);
+                ctx.bytes_read.fetch_add(n, Ordering::Relaxed);
+                let name = path.last().expect("not empty").clone();
+                stream_files.push((path, stream_node(name, ids, sizes, n)));
+                paths.push(format!("/{shown}"));
+            }
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                progress.warn(&format!("{shown}: {e}"));
+                failed_streams.push((shown, e));
+            }
+        }
     }
     ctx.data.flush()?;
 
@@ -648,7 +712,9 @@ pub fn backup(
                     None => rec.failed[i] = true,
                 }
             }
-            build_tree(&mut arena, 0, &mut summary, &mut store_tree)?
+            // the streams' directories go beside the root's own entries
+            let extra = stream_tree(&stream_files, &mut summary, &mut store_tree)?;
+            build_tree(&mut arena, 0, &mut summary, &mut store_tree, extra)?
                 .expect("the root is never excluded")
         }
     };
@@ -685,6 +751,10 @@ pub fn backup(
         summary,
         program: format!("strata {}", env!("CARGO_PKG_VERSION")),
         root_node: None,
+        incomplete: failed_streams
+            .iter()
+            .map(|(p, e)| format!("{p}: {e}"))
+            .collect(),
     };
     if let Some(n) = root_dir.as_mut() {
         n.content = vec![root];
@@ -696,6 +766,7 @@ pub fn backup(
     drop(lease);
     Ok(BackupResult {
         id,
+        failed_streams,
         errors: snapshot.summary.errors,
         snapshot,
     })
@@ -722,6 +793,62 @@ fn confirm_packs(repo: &Repository, packs: &[strata_format::index::IndexPack]) -
 }
 
 /// The top-level entries of a multi-path backup: each path under its own name.
+/// The file node of a stored stream (mode 0600, modified now).
+fn stream_node(name: String, ids: Vec<Id>, sizes: Vec<u32>, n: u64) -> Node {
+    let mut node = Node::new(name.into_bytes(), NodeKind::File);
+    node.mode = 0o600;
+    node.size = n;
+    let t = now();
+    node.mtime = (t.timestamp(), t.timestamp_subsec_nanos());
+    node.content = ids;
+    node.sizes = sizes;
+    node
+}
+
+/// Directories (mode 0700) holding the stream files at their paths; the
+/// top-level nodes to add to the root.
+fn stream_tree(
+    files: &[(Vec<String>, Node)],
+    summary: &mut Summary,
+    store: &mut impl FnMut(&[Node], &mut Summary) -> Result<Id>,
+) -> Result<Vec<Node>> {
+    let mut here: Vec<Node> = Vec::new();
+    let mut dirs: std::collections::BTreeMap<&str, Vec<(Vec<String>, Node)>> = Default::default();
+    for (path, node) in files {
+        if path.len() == 1 {
+            summary.files += 1;
+            summary.total_bytes += node.size;
+            here.push(node.clone());
+        } else {
+            dirs.entry(path[0].as_str())
+                .or_default()
+                .push((path[1..].to_vec(), node.clone()));
+        }
+    }
+    for (name, sub) in dirs {
+        let mut nodes = stream_tree(&sub, summary, store)?;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let id = store(&nodes, summary)?;
+        let mut d = Node::new(name.as_bytes().to_vec(), NodeKind::Dir);
+        d.mode = 0o700;
+        let t = now();
+        d.mtime = (t.timestamp(), t.timestamp_subsec_nanos());
+        d.content = vec![id];
+        d.sizes = vec![0];
+        summary.dirs += 1;
+        here.push(d);
+    }
+    let mut names: Vec<&[u8]> = here.iter().map(|n| n.name.as_slice()).collect();
+    names.sort();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(RepoError::Invalid {
+            what: "source path",
+            detail: "two sources land at the same path".into(),
+        });
+    }
+    Ok(here)
+}
+
 fn root_entries(abs: &[PathBuf]) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
     for a in abs {
@@ -750,6 +877,7 @@ fn build_tree(
     slot: usize,
     summary: &mut Summary,
     store: &mut impl FnMut(&[Node], &mut Summary) -> Result<Id>,
+    extra: Vec<Node>,
 ) -> Result<Option<Id>> {
     let mut rec = arena[slot].take().expect("every queued dir was scanned");
     if rec.excluded {
@@ -763,7 +891,7 @@ fn build_tree(
         match n.kind {
             NodeKind::Dir => {
                 let Some(s) = rec.sub[i] else { continue };
-                match build_tree(arena, s, summary, store)? {
+                match build_tree(arena, s, summary, store, Vec::new())? {
                     Some(id) => {
                         n.content = vec![id];
                         n.sizes = vec![0];
@@ -779,6 +907,21 @@ fn build_tree(
             _ => summary.others += 1,
         }
         nodes.push(n);
+    }
+    if !extra.is_empty() {
+        for n in &extra {
+            if nodes.iter().any(|r| r.name == n.name) {
+                return Err(RepoError::Invalid {
+                    what: "paths",
+                    detail: format!(
+                        "a backed-up path is named {:?} like the sources' directory; back it up under another name",
+                        String::from_utf8_lossy(&n.name)
+                    ),
+                });
+            }
+        }
+        nodes.extend(extra);
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(Some(store(&nodes, summary)?))
 }

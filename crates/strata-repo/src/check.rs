@@ -21,6 +21,9 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// Read only this percentage of packs (chosen at random), 0 < p <= 100.
     pub subset_percent: Option<f64>,
+    /// Read exactly these packs (those the index names); overrides
+    /// `subset_percent`. A drill's coverage ledger chooses them.
+    pub packs: Option<HashSet<Id>>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -44,6 +47,9 @@ pub struct CheckReport {
     pub unindexed_packs: usize,
     /// Snapshots that cannot be restored completely, and why.
     pub broken_snapshots: Vec<BrokenSnapshot>,
+    /// The packs read and found whole (a ledger records them).
+    #[serde(skip)]
+    pub read_ok: Vec<Id>,
 }
 
 impl CheckReport {
@@ -191,7 +197,9 @@ pub fn check(
         let mut which: Vec<usize> = (0..idx.packs.len())
             .filter(|pi| !missing.contains(pi))
             .collect();
-        if let Some(pct) = opts.subset_percent {
+        if let Some(only) = &opts.packs {
+            which.retain(|&pi| only.contains(&idx.packs[pi].pack_id));
+        } else if let Some(pct) = opts.subset_percent {
             let keep = ((idx.packs.len() as f64) * pct / 100.0).ceil() as usize;
             // random choice: shuffle with OS randomness
             for i in (1..which.len()).rev() {
@@ -217,7 +225,7 @@ pub fn check(
         let mut gone = Vec::new();
         for (pi, r) in results {
             match r {
-                Ok(()) => {}
+                Ok(()) => rep.read_ok.push(idx.packs[pi].pack_id),
                 Err(VerifyError::Gone) => gone.push(pi),
                 Err(VerifyError::Bad(e)) => bad.push((pi, e)),
             }
@@ -234,7 +242,7 @@ pub fn check(
                 }
             }
         }
-        if replaced && opts.subset_percent.is_none() {
+        if replaced && opts.subset_percent.is_none() && opts.packs.is_none() {
             // the packs a concurrent prune wrote in place of the ones we missed
             let fresh = repo.load_index()?;
             let new: Vec<usize> = (0..fresh.packs.len())

@@ -105,7 +105,8 @@ pub struct Repository {
     fresh: Mutex<(HashSet<Id>, Option<Arc<MemIndex>>)>,
 }
 
-pub(crate) fn hostname() -> String {
+/// This machine's host name (the name snapshots and reports carry).
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is valid for 256 bytes; gethostname NUL-terminates on success.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };

@@ -36,8 +36,8 @@ type Namespaces = HashMap<(String, String), Arc<Mutex<Ns>>>;
 /// (datastore, namespace, lease) → (token id, first object received).
 type Leases = HashMap<(String, String, String), (String, Instant)>;
 
-struct App {
-    datastores: HashMap<String, String>,
+pub(crate) struct App {
+    pub(crate) datastores: HashMap<String, String>,
     tokens: TokenStore,
     namespaces: Mutex<Namespaces>,
     leases: Mutex<Leases>,
@@ -46,6 +46,8 @@ struct App {
     state_dir: PathBuf,
     refusals: std::sync::atomic::AtomicU64,
     started: Instant,
+    /// Jobs from the config file, their last results and next fire times.
+    pub(crate) jobs: crate::jobs::Jobs,
 }
 
 /// One answer.
@@ -128,13 +130,92 @@ impl App {
             r.kind,
             r.name.as_deref().unwrap_or("-"),
         );
-        eprintln!("{line}");
         self.refusals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.log_line(&line);
+        Reply::new(status, format!("{why}\n"))
+    }
+
+    /// A line to stderr and to `<state>/server.log`.
+    pub(crate) fn log_line(&self, line: &str) {
+        eprintln!("{line}");
         if let Some(f) = self.log.lock().unwrap().as_mut() {
             let _ = writeln!(f, "{line}");
         }
-        Reply::new(status, format!("{why}\n"))
+    }
+
+    /// The storage of one namespace (the server's cached, cataloged view).
+    pub(crate) fn backend(
+        &self,
+        ds: &str,
+        ns: &str,
+    ) -> std::result::Result<Arc<dyn Backend>, StoreError> {
+        if !self.datastores.contains_key(ds) {
+            return Err(StoreError::Config {
+                message: format!("no datastore {ds:?}"),
+            });
+        }
+        Ok(self.ns(ds, ns)?.lock().unwrap().backend.clone())
+    }
+
+    /// Every namespace of a datastore that holds a repository or has been
+    /// served since start.
+    pub(crate) fn namespace_names(&self, ds: &str) -> std::result::Result<Vec<String>, StoreError> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .namespaces
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(d, _)| d == ds)
+            .map(|(_, n)| n.clone())
+            .collect();
+        let loc = self.datastores.get(ds).cloned().unwrap_or_default();
+        if loc.starts_with("s3:") {
+            let s3 = strata_store::S3Backend::new(
+                strata_store::S3Location::parse(&loc)?,
+                &strata_store::S3Credentials::from_env()?,
+            )?;
+            names.extend(s3.list_dirs()?);
+        } else if let Ok(rd) = std::fs::read_dir(&loc) {
+            names.extend(
+                rd.flatten()
+                    .filter(|e| e.path().join("config").exists())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string)),
+            );
+        }
+        Ok(names
+            .into_iter()
+            .filter(|n| crate::tokens::name_ok(n))
+            .collect())
+    }
+
+    /// Keeps a verify result where `status` finds it.
+    pub(crate) fn save_verify(&self, ds: &str, ns: &str, r: &strata_repo::gc::VerifyReport) {
+        let dir = self.state_dir.join("verify").join(ds);
+        let v = serde_json::json!({"at": chrono::Utc::now().timestamp(), "result": r});
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let tmp = dir.join(format!(".{ns}.json.tmp"));
+            if std::fs::write(&tmp, serde_json::to_vec_pretty(&v).unwrap()).is_ok() {
+                let _ = std::fs::rename(&tmp, dir.join(format!("{ns}.json")));
+            }
+        }
+    }
+
+    fn last_verify(&self, ds: &str, ns: &str) -> serde_json::Value {
+        let p = self
+            .state_dir
+            .join("verify")
+            .join(ds)
+            .join(format!("{ns}.json"));
+        std::fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| {
+                serde_json::json!({"at": v["at"], "damaged": v["result"]["damaged"],
+                                   "snapshots_affected": v["result"]["snapshots_affected"],
+                                   "packs_read": v["result"]["packs_read"]})
+            })
+            .unwrap_or(serde_json::Value::Null)
     }
 
     fn ns(&self, ds: &str, ns: &str) -> std::result::Result<Arc<Mutex<Ns>>, StoreError> {
@@ -211,6 +292,9 @@ impl App {
             }
             return Reply::new(StatusCode::OK, metrics(&st));
         }
+        if r.ds == "jobs" {
+            return self.run_job(&tok, &r);
+        }
         if !self.datastores.contains_key(&r.ds) {
             return self.refuse(Some(&tok), &r, StatusCode::NOT_FOUND, "no such datastore");
         }
@@ -247,6 +331,38 @@ impl App {
             Err(Fail::Store(e)) => {
                 eprintln!("storage error in {}/{ns}: {e}", r.ds);
                 Reply::new(StatusCode::BAD_GATEWAY, format!("storage: {e}\n"))
+            }
+        }
+    }
+
+    /// `POST /v1/jobs/{name}/run`: an admin token of the job's datastore
+    /// runs a configured job now and gets its report.
+    fn run_job(&self, tok: &TokenRecord, r: &Req) -> Reply {
+        let name = r.name.clone().unwrap_or_default();
+        let Some(spec) = self.jobs.spec(&name) else {
+            return self.refuse(
+                Some(tok),
+                r,
+                StatusCode::NOT_FOUND,
+                "no such job in the server's config",
+            );
+        };
+        if tok.role != Role::Admin || tok.datastore != spec.datastore {
+            return self.refuse(
+                Some(tok),
+                r,
+                StatusCode::FORBIDDEN,
+                "only an admin token of the job's datastore runs a job",
+            );
+        }
+        match crate::jobs::run_now(self, &name) {
+            Ok(rep) => Reply::new(StatusCode::OK, serde_json::to_vec_pretty(&rep).unwrap()),
+            Err(crate::jobs::Refused::AlreadyRunning) => Reply::new(
+                StatusCode::CONFLICT,
+                "the job is running; try again when it ends\n",
+            ),
+            Err(crate::jobs::Refused::NoSuchJob) => {
+                Reply::new(StatusCode::NOT_FOUND, "no such job\n")
             }
         }
     }
@@ -347,10 +463,27 @@ impl App {
         let from = v["from"]
             .as_str()
             .ok_or_else(|| bad("sync request: no \"from\"".into()))?;
+        let (copied, bytes, present) =
+            self.sync_from(from, v["token"].as_str(), v["fingerprint"].as_str(), dst)?;
+        Ok(Reply::new(
+            StatusCode::OK,
+            serde_json::json!({"copied": copied, "bytes": bytes, "present": present}).to_string(),
+        ))
+    }
+
+    /// The sync itself: (objects copied, bytes copied, objects already present).
+    pub(crate) fn sync_from(
+        &self,
+        from: &str,
+        token: Option<&str>,
+        fingerprint: Option<&str>,
+        dst: &dyn Backend,
+    ) -> std::result::Result<(u64, u64, u64), Fail> {
+        let bad = |why: String| Fail::Refused(StatusCode::BAD_REQUEST, why);
         let src: Arc<dyn Backend> = if from.starts_with("strata://") {
-            let loc = strata_store::ServerLocation::parse(from, v["fingerprint"].as_str())
+            let loc = strata_store::ServerLocation::parse(from, fingerprint)
                 .map_err(|e| bad(e.to_string()))?;
-            let token = v["token"].as_str().ok_or_else(|| {
+            let token = token.ok_or_else(|| {
                 bad("sync from a server needs a \"token\" (a read token of the source)".into())
             })?;
             Arc::new(strata_store::ServerBackend::new(loc, token.to_string())?)
@@ -400,34 +533,15 @@ impl App {
             }
         }
         eprintln!("sync from {from}: copied {copied} objects ({bytes} bytes), {present} present");
-        Ok(Reply::new(
-            StatusCode::OK,
-            serde_json::json!({"copied": copied, "bytes": bytes, "present": present}).to_string(),
-        ))
+        Ok((copied, bytes, present))
     }
 
     /// The status of one datastore: namespaces the server has served since
     /// it started (and, for a directory, every namespace on disk), their
     /// objects and bytes from the catalog, and S3 requests by class.
     fn status(&self, ds: &str) -> serde_json::Value {
-        let mut names: std::collections::BTreeSet<String> = self
-            .namespaces
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|(d, _)| d == ds)
-            .map(|(_, n)| n.clone())
-            .collect();
+        let names = self.namespace_names(ds).unwrap_or_default();
         let loc = self.datastores.get(ds).cloned().unwrap_or_default();
-        if !loc.starts_with("s3:") {
-            if let Ok(rd) = std::fs::read_dir(&loc) {
-                names.extend(
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                        .filter(|n| crate::tokens::name_ok(n)),
-                );
-            }
-        }
         let mut nss = Vec::new();
         let mut total = [0u64; 6];
         for name in names {
@@ -451,7 +565,8 @@ impl App {
                     total[i] += v;
                 }
             }
-            nss.push(serde_json::json!({"name": name, "objects": kinds}));
+            let verify = self.last_verify(ds, &name);
+            nss.push(serde_json::json!({"name": name, "objects": kinds, "verify": verify}));
         }
         let names = ["put", "get", "head", "list", "delete", "retries"];
         let requests: serde_json::Map<String, serde_json::Value> = names
@@ -470,6 +585,7 @@ impl App {
             "refusals": self.refusals.load(std::sync::atomic::Ordering::Relaxed),
             "datastore": {"name": ds, "location": location, "namespaces": nss,
                           "storage_requests": requests},
+            "jobs": self.jobs.status(ds),
         })
     }
 
@@ -497,8 +613,16 @@ impl App {
         }
         let wait = Duration::from_secs(v["wait_s"].as_u64().unwrap_or(600));
         let id = strata_repo::gc::repo_id(&*backend).map_err(|e| bad(e.to_string()))?;
-        let rep = strata_repo::gc::prune_keyless(backend, &id, &policy, wait)
-            .map_err(|e| Fail::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let rep = strata_repo::gc::prune_keyless(
+            backend,
+            &id,
+            &policy,
+            &strata_repo::gc::GcOptions {
+                wait,
+                orphan_grace: None,
+            },
+        )
+        .map_err(|e| Fail::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         eprintln!("prune: {}", serde_json::to_string(&rep).unwrap());
         Ok(Reply::new(
             StatusCode::OK,
@@ -683,9 +807,18 @@ impl App {
     }
 }
 
-enum Fail {
+pub(crate) enum Fail {
     Refused(StatusCode, String),
     Store(StoreError),
+}
+
+impl Fail {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Fail::Refused(_, why) => why.clone(),
+            Fail::Store(e) => e.to_string(),
+        }
+    }
 }
 
 impl From<StoreError> for Fail {
@@ -790,6 +923,18 @@ fn metrics(st: &serde_json::Value) -> Vec<u8> {
     out.into_bytes()
 }
 
+async fn run_job(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    h: HeaderMap,
+) -> Reply {
+    let req = Req {
+        name: Some(name),
+        ..Req::new(Method::POST, "jobs".into(), None, &h)
+    };
+    run_blocking(app, req).await
+}
+
 async fn create(
     State(app): State<Arc<App>>,
     UrlPath((ds, ns)): UrlPath<(String, String)>,
@@ -878,11 +1023,14 @@ pub(crate) async fn run(
         state_dir: opts.state_dir.clone(),
         refusals: Default::default(),
         started: Instant::now(),
+        jobs: crate::jobs::Jobs::new(opts.jobs.clone(), opts.host.clone()),
     });
+    crate::jobs::spawn_scheduler(app.clone());
     let router = Router::new()
         .route("/v1/whoami", get(whoami))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics_route))
+        .route("/v1/jobs/{name}/run", post(run_job))
         .route("/v1/{ds}/{ns}", post(create))
         .route("/v1/{ds}/{ns}/sync", post(sync))
         .route("/v1/{ds}/{ns}/prune", post(prune))

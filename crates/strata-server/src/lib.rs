@@ -20,6 +20,8 @@
 
 mod api;
 mod catalog;
+pub mod config;
+pub mod jobs;
 pub mod tls;
 pub mod tokens;
 pub mod verify;
@@ -61,6 +63,10 @@ pub struct ServeOptions {
     /// Longest life of a `backup` token's lease, from its first object as
     /// the server received it.
     pub max_lease: std::time::Duration,
+    /// Scheduled or on-demand jobs (`server.toml`).
+    pub jobs: Vec<config::JobSpec>,
+    /// The host name job reports carry.
+    pub host: String,
 }
 
 /// What a started server tells its caller.
@@ -73,7 +79,23 @@ pub struct Started {
 
 /// Runs the server until the process ends; `started` is called once it listens.
 pub fn serve(opts: ServeOptions, started: impl FnOnce(&Started)) -> Result<()> {
+    // A client that hangs up mid-response must not end the server: hyper
+    // writes responses with writev, which raises SIGPIPE on a closed socket
+    // (send's MSG_NOSIGNAL does not apply), and strata's CLI restores the
+    // default action (terminate) for `| head`.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let _ = rustls::crypto::ring::default_provider().install_default();
+    for j in &opts.jobs {
+        if !opts.datastores.iter().any(|(n, _)| *n == j.datastore) {
+            return Err(ServerError::Config {
+                message: format!(
+                    "job {:?}: no datastore {:?}\nhint: add it as [[datastore]] in the config or --datastore NAME=LOCATION",
+                    j.name, j.datastore
+                ),
+            });
+        }
+    }
     for (name, _) in &opts.datastores {
         if !tokens::name_ok(name) {
             return Err(ServerError::Config {

@@ -299,10 +299,21 @@ impl Backend for CachedBackend {
         Ok(listed)
     }
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
-        self.delete_many(kind, &[name.to_string()])
+        // one object: the store's plain DELETE, not a one-key batch
+        self.inner.delete(kind, name)?;
+        self.forget(kind, &[name.to_string()]);
+        Ok(())
     }
     fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
         self.inner.delete_many(kind, names)?;
+        self.forget(kind, names);
+        Ok(())
+    }
+}
+
+impl CachedBackend {
+    /// Drops deleted objects from the cache (a pack with its tail and tree copy).
+    fn forget(&self, kind: Kind, names: &[String]) {
         for n in names {
             if let Some(p) = self.path(kind, n) {
                 let _ = std::fs::remove_file(p);
@@ -315,7 +326,6 @@ impl Backend for CachedBackend {
                 self.trees.lock().unwrap().remove(n);
             }
         }
-        Ok(())
     }
 }
 

@@ -454,13 +454,21 @@ impl S3Backend {
         }
     }
 
-    /// Lists every key under `prefix`, 1000 per page.
-    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, u64, i64)>> {
-        let mut out = Vec::new();
+    /// Every page of a listing under `prefix` (1000 keys per page),
+    /// delimited by `/` when `dirs`; `page` gets each parsed page.
+    fn list_pages(
+        &self,
+        prefix: &str,
+        dirs: bool,
+        mut page: impl FnMut(rusty_s3::actions::ListObjectsV2Response),
+    ) -> Result<()> {
         let mut token: Option<String> = None;
         loop {
             let mut action = self.bucket.list_objects_v2(Some(&self.creds));
             action.with_prefix(prefix);
+            if dirs {
+                action.with_delimiter("/");
+            }
             if let Some(t) = &token {
                 action.with_continuation_token(t.clone());
             }
@@ -471,12 +479,25 @@ impl S3Backend {
                 return Err(self.remote_error(&format!("LIST {prefix}"), &r));
             }
             let text = String::from_utf8_lossy(&r.body);
-            let page = ListObjectsV2::parse_response(&text).map_err(|e| StoreError::Remote {
+            let p = ListObjectsV2::parse_response(&text).map_err(|e| StoreError::Remote {
                 what: format!("LIST {prefix}"),
                 location: self.loc.to_string(),
                 detail: format!("unreadable listing: {e}"),
                 hint: "",
             })?;
+            let next = p.next_continuation_token.clone();
+            page(p);
+            match next {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Lists every key under `prefix`: (key, size, modification time).
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, u64, i64)>> {
+        let mut out = Vec::new();
+        self.list_pages(prefix, false, |page| {
             for c in page.contents {
                 let mtime = c
                     .last_modified
@@ -485,11 +506,22 @@ impl S3Backend {
                     .unwrap_or(0);
                 out.push((c.key, c.size.unwrap_or(0), mtime));
             }
-            match page.next_continuation_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
+        })?;
+        Ok(out)
+    }
+
+    /// The names directly under this location's prefix that hold objects
+    /// (`<prefix><name>/…`), one delimited listing.
+    pub fn list_dirs(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let prefix = self.loc.prefix.clone();
+        self.list_pages(&prefix, true, |page| {
+            for c in page.common_prefixes {
+                if let Some(n) = c.prefix.strip_prefix(prefix.as_str()) {
+                    out.push(n.trim_end_matches('/').to_string());
+                }
             }
-        }
+        })?;
         Ok(out)
     }
 

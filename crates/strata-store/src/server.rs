@@ -288,6 +288,26 @@ impl ServerBackend {
         })
     }
 
+    /// Runs a job of the server's config now; its report as JSON.
+    pub fn run_job(loc: ServerLocation, token: String, job: &str) -> Result<serde_json::Value> {
+        let b = ServerBackend::unresolved(loc, token);
+        let r = b.call(
+            "POST",
+            &format!("https://{}/v1/jobs/{job}/run", b.loc.authority),
+            &[],
+            Some(b""),
+        )?;
+        if r.status != 200 {
+            return Err(b.refused(&format!("run job {job:?}"), &r));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| StoreError::Remote {
+            what: format!("job {job}"),
+            location: b.loc.to_string(),
+            detail: format!("unreadable report: {e}"),
+            hint: "",
+        })
+    }
+
     fn resolve_namespace(mut self) -> Result<ServerBackend> {
         let b = &mut self;
         if b.loc.namespace.is_empty() {

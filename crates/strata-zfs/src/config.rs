@@ -394,6 +394,29 @@ pub fn ini_from_toml(text: &str, file: &str) -> Result<Ini> {
     Ok(ini)
 }
 
+/// Checks strata.toml's snapshot policy without touching a pool: the
+/// TOML form converts, and every key is one sanoid knows (recursion into
+/// child datasets is left to the run).
+pub fn check_toml_policy(text: &str, file: &str) -> std::result::Result<(), String> {
+    // the caller names the file and line; only the problem is returned
+    let msg = |e: Error| match e {
+        Error::Config(c) => c.message,
+        e => e.to_string(),
+    };
+    let ini = ini_from_toml(text, file).map_err(msg)?;
+    let defaults =
+        Ini::parse(EMBEDDED_DEFAULTS, "sanoid.defaults.conf").map_err(|e| e.to_string())?;
+    resolve(
+        &defaults,
+        "sanoid.defaults.conf",
+        &ini,
+        file,
+        &mut |_: &str| Ok(Vec::new()),
+    )
+    .map(|_| ())
+    .map_err(msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ pub fn run(g: &Global, c: Check) -> Result<u8> {
         &CheckOptions {
             read_data: c.read_data || subset.is_some(),
             subset_percent: subset,
+            packs: None,
         },
         &term,
     )?;

@@ -6,7 +6,10 @@ pub mod replicate_args {
 
 mod backup;
 mod check;
+mod config;
+mod daemon;
 mod diff;
+mod drill;
 mod forget;
 mod init;
 mod key;
@@ -17,6 +20,9 @@ mod quickstart;
 mod repair;
 mod replicate;
 mod restore;
+mod restore_source;
+mod run;
+mod schedule;
 mod server;
 mod snapshot;
 mod snapshots;
@@ -110,6 +116,23 @@ pub enum Command {
     Stats(stats::Stats),
     /// Build and exercise a demo: init, backup, snapshots, restore, verify.
     Quickstart(quickstart::Quickstart),
+    /// Run a job of the host's plan (strata.toml) now: its steps in order,
+    /// one report (exit 0 success, 3 partial, 1 failure).
+    Run(run::Run),
+    /// Run the plan's jobs on their schedules until stopped (SIGHUP reloads).
+    Daemon(daemon::Daemon),
+    /// Write the plan's schedules as systemd timers or crontab lines.
+    Schedule(schedule::Schedule),
+    /// Check or show the host's plan (strata.toml).
+    #[command(subcommand)]
+    Config(config::Config),
+    /// Load a stored source back: a PostgreSQL dump into a new database, a
+    /// podman volume export into a new volume.
+    RestoreSource(restore_source::RestoreSource),
+    /// Prove a job's newest backup restores: restore into scratch space, verify every
+    /// file, probe each source (a throwaway PostgreSQL loads the dump), prove the checks
+    /// can fail, record the evidence (asciicast + report), report to the monitor.
+    Drill(drill::Drill),
 }
 
 impl Global {
@@ -172,10 +195,37 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Monitor(c) => monitor::run(g, c),
         Command::Server(c) => server::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),
+        Command::Run(c) => run::run(g, c),
+        Command::Config(c) => config::run(g, c),
+        Command::Daemon(c) => daemon::run(g, c),
+        Command::Schedule(c) => schedule::run(g, c),
+        Command::RestoreSource(c) => restore_source::run(g, c),
+        Command::Drill(c) => drill::run(g, c),
     }
 }
 
 /// Prints a value as JSON on stdout.
+/// A plan step's strata arguments (`["replicate", "--no-sync-snap", …]`)
+/// checked by the parser that will run them; clap's first error line.
+pub fn check_step_args(args: &[String]) -> std::result::Result<(), String> {
+    let mut argv = vec!["strata".to_string()];
+    match args.split_first() {
+        Some((sub, rest)) if sub == "replicate" => {
+            argv.push(sub.clone());
+            argv.extend(replicate::normalize(rest.to_vec()));
+        }
+        _ => argv.extend(args.iter().cloned()),
+    }
+    Cli::try_parse_from(argv).map(|_| ()).map_err(|e| {
+        let s = e.to_string();
+        s.lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string()
+    })
+}
+
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())

@@ -239,10 +239,6 @@ impl Reporter for Report<'_> {
 }
 
 pub fn run(g: &Global, c: Replicate) -> Result<u8> {
-    // A receiver that dies (ssh killed) must be an error we report, not a
-    // SIGPIPE that kills strata silently.
-    // SAFETY: changing a signal disposition before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let o = Options {
         recursive: c.recursive,
         skip_parent: c.skip_parent,

@@ -19,6 +19,12 @@ pub enum Server {
     /// Show a running server's status for the datastore of --repo
     /// (strata://HOST:PORT/DATASTORE; an admin token in STRATA_SERVER_TOKEN_FILE).
     Status,
+    /// Run a job of the server's config now (prune, verify or sync) and
+    /// print its report; --repo strata://HOST:PORT/DATASTORE and an admin token.
+    Run {
+        /// The job's name in the server's config.
+        job: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -30,12 +36,17 @@ pub struct Serve {
         env = "STRATA_SERVER_STATE"
     )]
     pub state_dir: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    pub listen: SocketAddr,
+    /// Address to listen on [default: the config's `listen`, else 0.0.0.0:8443].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// The server's config: datastores, scheduled jobs (prune, verify,
+    /// sync) and where they report. See docs/server.md.
+    #[arg(long, env = "STRATA_SERVER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// A datastore: NAME=LOCATION, a directory or an s3: URL (S3
-    /// credentials from this process's environment). Repeatable.
-    #[arg(long = "datastore", value_name = "NAME=LOCATION", required = true)]
+    /// credentials from this process's environment). Repeatable; adds to
+    /// the config's datastores.
+    #[arg(long = "datastore", value_name = "NAME=LOCATION")]
     pub datastores: Vec<String>,
     /// A TLS certificate (PEM) instead of the self-signed one.
     #[arg(long, requires = "tls_key")]
@@ -96,16 +107,42 @@ pub fn run(g: &Global, c: Server) -> Result<u8> {
         Server::Serve(s) => serve(g, s),
         Server::Token(t) => token(g, t),
         Server::Status => status(g),
+        Server::Run { job } => run_job(g, &job),
     }
 }
 
-fn status(g: &Global) -> Result<u8> {
+/// The server of `--repo strata://HOST:PORT/DATASTORE`.
+fn server_location(g: &Global) -> Result<strata_store::ServerLocation> {
     let url = g
         .repo
         .as_ref()
         .and_then(|r| r.to_str())
         .context("no server given\nhint: --repo strata://HOST:PORT/DATASTORE")?;
-    let loc = strata_store::ServerLocation::parse(url, g.server_fingerprint.as_deref())?;
+    Ok(strata_store::ServerLocation::parse(
+        url,
+        g.server_fingerprint.as_deref(),
+    )?)
+}
+
+fn run_job(g: &Global, job: &str) -> Result<u8> {
+    let loc = server_location(g)?;
+    let rep =
+        strata_store::ServerBackend::run_job(loc, strata_store::server::token_from_env()?, job)?;
+    let r: strata_format::report::JobReport = serde_json::from_value(rep.clone())
+        .context("the server answered something that is not a job report")?;
+    if g.json {
+        super::print_json(&rep)?;
+    } else {
+        println!("{}", strata_report::summary(&r));
+        for s in &r.steps {
+            println!("  {:<20} {:?}: {}", s.name, s.status, s.message);
+        }
+    }
+    Ok(strata_plan::run::exit_code(r.effective_status()) as u8)
+}
+
+fn status(g: &Global) -> Result<u8> {
+    let loc = server_location(g)?;
     let st = strata_store::ServerBackend::status(loc, strata_store::server::token_from_env()?)?;
     if g.json {
         return super::print_json(&st).map(|_| 0);
@@ -140,19 +177,41 @@ fn status(g: &Global) -> Result<u8> {
 }
 
 fn serve(g: &Global, s: Serve) -> Result<u8> {
-    let mut datastores = Vec::new();
+    let cfg = match &s.config {
+        Some(p) => strata_server::config::ServerConfig::load(p)?,
+        None => Default::default(),
+    };
+    let mut datastores = cfg.datastores.clone();
     for d in &s.datastores {
         let (name, loc) = d
             .split_once('=')
             .with_context(|| format!("--datastore {d:?}: the form is NAME=LOCATION"))?;
         datastores.push((name.to_string(), loc.to_string()));
     }
+    if datastores.is_empty() {
+        anyhow::bail!(
+            "no datastore to serve\nhint: --datastore NAME=LOCATION (a directory or an s3: URL), or [[datastore]] in --config"
+        );
+    }
+    let listen = match (s.listen, &cfg.listen) {
+        (Some(l), _) => l,
+        (None, Some(l)) => l.parse().with_context(|| {
+            format!(
+                "{}: listen = {l:?} is not an address like 0.0.0.0:8443",
+                s.config.as_ref().unwrap().display()
+            )
+        })?,
+        (None, None) => "0.0.0.0:8443".parse().expect("a valid address"),
+    };
+    let host = cfg.host.clone().unwrap_or_else(strata_repo::repo::hostname);
     let quiet = g.quiet;
     strata_server::serve(
         strata_server::ServeOptions {
             state_dir: s.state_dir,
-            listen: s.listen,
+            listen,
             datastores,
+            jobs: cfg.jobs,
+            host,
             tls_cert: s.tls_cert,
             tls_key: s.tls_key,
             max_lease: std::time::Duration::from_secs_f64(s.max_lease_hours.max(0.0) * 3600.0),

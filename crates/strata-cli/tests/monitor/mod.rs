@@ -25,7 +25,14 @@ impl Server {
     }
 
     pub fn start_on(port: u16, checks: &Path, db: &str) -> Server {
+        Self::start_with_env(port, checks, db, &[])
+    }
+
+    /// Started with extra environment (libfaketime's, for a monitor that
+    /// lives days ahead).
+    pub fn start_with_env(port: u16, checks: &Path, db: &str, envs: &[(&str, &str)]) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .envs(envs.iter().copied())
             .args([
                 "monitor",
                 "serve",
@@ -61,13 +68,18 @@ impl Server {
     }
 
     /// kill -9, then start again on the same port and database.
-    pub fn restart_after(mut self, pause: Duration) -> Server {
+    pub fn restart_after(self, pause: Duration) -> Server {
+        self.restart_with_env(pause, &[])
+    }
+
+    /// kill -9, then start again on the same port and database, with `envs`.
+    pub fn restart_with_env(mut self, pause: Duration, envs: &[(&str, &str)]) -> Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(pause);
         let (p, c, d) = (self.port, self.checks.clone(), self.db.clone());
         std::mem::forget(self);
-        Server::start_on(p, &c, &d)
+        Server::start_with_env(p, &c, &d, envs)
     }
 }
 
@@ -253,7 +265,7 @@ impl Drop for Smtp {
 const UUID: &str = "5f1b2c3d-0000-4000-8000-000000000001";
 const UUID_POST: &str = "5f1b2c3d-0000-4000-8000-000000000002";
 const TOKEN: &str = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
-const KEY: &str = "test-api-key-0123456789";
+pub const KEY: &str = "test-api-key-0123456789";
 
 fn write_checks(env: &Env, extra: &str) -> PathBuf {
     std::fs::write(env.path("api.key"), KEY).unwrap();
@@ -272,7 +284,7 @@ fn write_checks(env: &Env, extra: &str) -> PathBuf {
     p
 }
 
-fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+pub fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
     let (code, _, b) = http(
         method,
         &format!("{}{path}", s.base),
@@ -283,7 +295,7 @@ fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> serde_json::
     serde_json::from_str(&b).unwrap()
 }
 
-fn pings(s: &Server, uuid: &str) -> Vec<serde_json::Value> {
+pub fn pings(s: &Server, uuid: &str) -> Vec<serde_json::Value> {
     api(s, "GET", &format!("/api/v3/checks/{uuid}/pings/"), None)["pings"]
         .as_array()
         .unwrap()
@@ -424,25 +436,14 @@ fn healthchecks_ping_compatibility() {
     );
     assert_eq!(pings(&s, UUID)[1]["exitstatus"], 255);
     // Unknown uuid, bad rid.
-    assert_eq!(
-        http(
-            "GET",
-            &format!("{}/ping/00000000-0000-4000-8000-000000000000", s.base),
-            None,
-            &[]
-        ),
-        (
-            404,
-            http(
-                "GET",
-                &format!("{}/ping/00000000-0000-4000-8000-000000000000", s.base),
-                None,
-                &[]
-            )
-            .1,
-            "not found".into()
-        )
+    // (status and body: the headers carry a Date that may tick between two requests)
+    let (code, _, body) = http(
+        "GET",
+        &format!("{}/ping/00000000-0000-4000-8000-000000000000", s.base),
+        None,
+        &[],
     );
+    assert_eq!((code, body.as_str()), (404, "not found"));
     let (c, _, b) = http("GET", &format!("{base}?rid=not-a-uuid"), None, &[]);
     assert_eq!((c, b.as_str()), (400, "invalid uuid format"));
     // runitor: POST text/plain log bodies with rid, /start then /<exit>.
@@ -1131,6 +1132,39 @@ fn every_notifier_bounds_size_drop_maintenance_and_repeat() {
     assert_eq!(nyx("down"), 1);
 }
 
+/// Debian's chromium, headless, on `url`: its stdout. `--dump-dom` works in
+/// the old headless mode (`--headless=old`) here, `--screenshot` in the new
+/// one (`--headless`).
+pub fn chromium(env: &Env, mode: &str, extra: &[&str], url: &str) -> String {
+    std::fs::create_dir_all(env.path("home")).unwrap();
+    let o = Command::new("chromium")
+        .arg(mode)
+        .args(["--no-sandbox", "--disable-gpu"])
+        .arg(format!(
+            "--user-data-dir={}",
+            env.path("home/profile").display()
+        ))
+        .args(extra)
+        .arg(url)
+        .env("HOME", env.path("home"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium (scripts/test.sh installs it)");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "chromium failed ({}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    out
+}
+
 /// The dashboard in Debian's chromium, headless: the grid renders from
 /// server HTML alone (the server sends no script at all), states coloured
 /// per cell. (Chromium's --dump-dom and --screenshot themselves need
@@ -1162,36 +1196,7 @@ fn dashboard_in_headless_chromium_without_javascript() {
         .0,
         200
     );
-    std::fs::create_dir_all(env.path("home")).unwrap();
-    // --dump-dom works in the old headless mode here, --screenshot in the new one.
-    let chromium = |mode: &str, extra: &[&str], url: &str| {
-        let o = Command::new("chromium")
-            .arg(mode)
-            .args(["--no-sandbox", "--disable-gpu"])
-            .arg(format!(
-                "--user-data-dir={}",
-                env.path("home/profile").display()
-            ))
-            .args(extra)
-            .arg(url)
-            .env("HOME", env.path("home"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("chromium (scripts/test.sh installs it)");
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success(),
-            "chromium failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        out
-    };
+    let chromium = |mode: &str, extra: &[&str], url: &str| chromium(&env, mode, extra, url);
     // No script at all in what the server sends (--dump-dom itself needs
     // JavaScript in the browser, so the check is on the HTML).
     for page in ["/", &format!("/job/{UUID_POST}")] {

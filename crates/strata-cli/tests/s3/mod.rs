@@ -247,6 +247,8 @@ pub struct Counts {
     pub list: AtomicU64,
     pub delete: AtomicU64,
     pub put_bytes: AtomicU64,
+    /// Method and target of every LIST and DeleteObjects request.
+    pub log: std::sync::Mutex<Vec<String>>,
 }
 
 impl Counts {
@@ -270,6 +272,7 @@ impl Counts {
         ] {
             c.store(0, Ordering::SeqCst);
         }
+        self.log.lock().unwrap().clear();
     }
 }
 
@@ -365,6 +368,13 @@ fn serve(client: TcpStream, upstream: u16, counts: &Counts) -> std::io::Result<(
             _ => &counts.get,
         };
         c.fetch_add(1, Ordering::SeqCst);
+        if std::ptr::eq(c, &counts.list) || method == "POST" {
+            counts
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("{method} {target} ({len} bytes)"));
+        }
         // forward with Connection: close, read the answer to EOF
         let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
         let mut out = Vec::new();

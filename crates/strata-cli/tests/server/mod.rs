@@ -833,3 +833,472 @@ fn unusable_s3_datastore_fails_at_start() {
         );
     }
 }
+
+/// Every pack file of a local-directory namespace: name → path.
+fn packs_on_disk(ns_dir: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    let mut out = std::collections::BTreeMap::new();
+    for sub in std::fs::read_dir(ns_dir.join("data")).unwrap().flatten() {
+        for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 {
+                out.insert(name, f.path());
+            }
+        }
+    }
+    out
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `strata server run JOB` with an admin token: (exit code, report JSON).
+fn run_job(s: &Server, admin: &Env, job: &str) -> (i32, serde_json::Value) {
+    let o = admin
+        .cmd()
+        .args(["server", "run", job, "--json", "--repo"])
+        .arg(format!("strata://{}/main", s.addr))
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+        panic!(
+            "job {job}: no report: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code().unwrap_or(-1), v)
+}
+
+/// A number before `what` in a job step's message ("3 orphan packs").
+fn count_in(msg: &str, what: &str) -> u64 {
+    let i = msg
+        .find(what)
+        .unwrap_or_else(|| panic!("{what:?} not in {msg:?}"));
+    msg[..i]
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no count before {what:?} in {msg:?}"))
+}
+
+fn status_json(admin: &Env, s: &Server) -> serde_json::Value {
+    let o = admin
+        .cmd()
+        .args(["server", "status", "--json", "--repo"])
+        .arg(format!("strata://{}/main", s.addr))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+const KUMA_TOKEN: &str = "SrvJobsKumaPushToken0123456789ab";
+const V_UUID: &str = "5f1b2c3d-0000-4000-8000-00000000a001";
+const K_UUID: &str = "5f1b2c3d-0000-4000-8000-00000000a002";
+const H_UUID: &str = "5f1b2c3d-0000-4000-8000-00000000a003";
+
+/// Server jobs without any client key: a verify job run on demand passes,
+/// then finds a pack damaged on disk, names it and the one snapshot that
+/// reaches it, keeps the finding in `status`, and reports fail — natively
+/// to a strata monitor, as a down push to an Uptime Kuma push URL and as a
+/// failure ping to a healthchecks URL (the monitor speaks all three). A
+/// prune job on an `every` schedule runs by itself and shows in `status`.
+#[test]
+fn server_jobs_verify_damage_and_report_to_monitor() {
+    let env = Env::new("srv-jobs");
+    std::fs::write(env.path("api.key"), crate::monitor::KEY).unwrap();
+    let checks = env.path("checks.toml");
+    std::fs::write(
+        &checks,
+        format!(
+            "[[api_key]]\nkey_file = \"{}\"\nrole = \"admin\"\n\n\
+             [[check]]\nname = \"backup1 verify\"\nhost = \"backup1\"\njob = \"verify\"\nuuid = \"{V_UUID}\"\n\n\
+             [[check]]\nname = \"kuma push\"\nuuid = \"{K_UUID}\"\ntoken = \"{KUMA_TOKEN}\"\n\n\
+             [[check]]\nname = \"hc ping\"\nuuid = \"{H_UUID}\"\n",
+            env.path("api.key").display()
+        ),
+    )
+    .unwrap();
+    let m =
+        crate::monitor::Server::start(&checks, &format!("sqlite://{}", env.path("m.db").display()));
+    let ds = env.path("ds");
+    let cfg = env.path("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host = \"backup1\"\n[[datastore]]\nname = \"main\"\nlocation = \"{}\"\n\n\
+             [report]\nmonitor = \"{base}\"\nmonitor_api_key_file = \"{}\"\n\
+             kuma = \"{base}/api/push/{KUMA_TOKEN}?status=up&msg=OK&ping=\"\n\
+             healthchecks = \"{base}/ping/{H_UUID}\"\n\n\
+             [[job]]\nname = \"verify\"\nkind = \"verify\"\ndatastore = \"main\"\n\n\
+             [[job]]\nname = \"prune\"\nkind = \"prune\"\ndatastore = \"main\"\nevery = \"1s\"\nkeep_last = 10\n[job.report]\n",
+            ds.display(),
+            env.path("api.key").display(),
+            base = m.base
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &env.path("state"),
+        &[],
+        &[],
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let backup = s.token("backup", "main", "web1");
+    let admin_tok = s.token("admin", "main", "*");
+    let c = s.client("srv-jobs-client", "main", "web1", &backup);
+    let admin = s.client("srv-jobs-admin", "main", "web1", &admin_tok);
+    c.ok(&["init", "--pack-size", "1"]);
+    let ns_dir = ds.join("web1");
+    let (a, b) = (c.path("a"), c.path("b"));
+    make_tree(&a, 91, 40, 2);
+    make_tree(&b, 92, 40, 2);
+    c.backup(&a);
+    let packs_a = packs_on_disk(&ns_dir);
+    let snaps_a = names_in(&ns_dir.join("snapshots"));
+    c.backup(&b);
+    let snap_b: Vec<String> = names_in(&ns_dir.join("snapshots"))
+        .into_iter()
+        .filter(|n| !snaps_a.contains(n))
+        .collect();
+    assert_eq!(snap_b.len(), 1);
+
+    // a clean repository verifies green, and every receiver hears it
+    let (code, rep) = run_job(&s, &admin, "verify");
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(rep["status"], "success", "{rep}");
+    assert_eq!(rep["steps"][0]["name"], "web1");
+    let n_packs = packs_on_disk(&ns_dir).len() as u64;
+    assert_eq!(
+        count_in(rep["steps"][0]["message"].as_str().unwrap(), "packs read"),
+        n_packs
+    );
+    let check =
+        |uuid: &str| crate::monitor::api(&m, "GET", &format!("/api/v3/checks/{uuid}"), None);
+    assert_eq!(check(V_UUID)["status"], "up");
+    assert_eq!(check(K_UUID)["status"], "up");
+    assert_eq!(check(H_UUID)["status"], "up");
+    let hc = crate::monitor::pings(&m, H_UUID);
+    assert!(hc.iter().any(|p| p["type"] == "start"), "{hc:?}");
+
+    // the scheduled prune job runs by itself (every second) and keeps everything
+    let t = Instant::now();
+    let last = loop {
+        let st = status_json(&admin, &s);
+        let j = st["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "prune")
+            .cloned()
+            .unwrap();
+        if !j["last"].is_null() {
+            break j["last"].clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the scheduled job never ran: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(last["status"], "success", "{last}");
+    assert!(last["steps"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("0 snapshots removed, 2 kept"));
+
+    // damage one pack only snapshot b reaches: one byte flipped in its middle
+    let (victim, path) = packs_on_disk(&ns_dir)
+        .into_iter()
+        .find(|(n, _)| !packs_a.contains_key(n))
+        .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&path, perm).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let (code, rep) = run_job(&s, &admin, "verify");
+    assert_eq!(code, 1, "{rep}");
+    assert_eq!(rep["status"], "fail");
+    let msg = rep["steps"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&victim[..12]) && msg.contains("do not hash to its name"),
+        "{msg}"
+    );
+    let st = status_json(&admin, &s);
+    let v = &st["datastore"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "web1")
+        .unwrap()["verify"];
+    assert_eq!(v["damaged"][0]["name"], victim.as_str(), "{v}");
+    assert_eq!(
+        v["snapshots_affected"],
+        serde_json::json!(snap_b),
+        "only b reaches it: {v}"
+    );
+    // reported as a failure everywhere
+    assert_eq!(check(V_UUID)["status"], "down");
+    assert_eq!(check(K_UUID)["status"], "down");
+    assert_eq!(check(H_UUID)["status"], "down");
+    let kuma = crate::monitor::pings(&m, K_UUID);
+    assert!(
+        kuma[0]["body"].as_str().unwrap().contains("damaged"),
+        "{kuma:?}"
+    );
+    // a backup token cannot run jobs
+    assert_eq!(
+        s.call("POST", "/v1/jobs/verify/run", &backup, Some(b"")).0,
+        403
+    );
+}
+
+/// Must-show 4 (orphans, and the server killed mid-GC): packs a killed
+/// backup left without an index stay while younger than the grace period
+/// and go after it; the server is `kill -9`'d while its prune waits for a
+/// running backup (snapshots dropped, deletions announced, nothing
+/// deleted yet); after a restart the backup re-runs, the prune re-runs
+/// and finishes (no stale announcement left), check passes and the kept
+/// snapshot restores bit-exact.
+#[test]
+fn orphans_after_grace_and_server_killed_mid_gc() {
+    let env = Env::new("srv-gc");
+    let ds = env.path("ds");
+    let cfg = env.path("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[datastore]]\nname = \"main\"\nlocation = \"{}\"\n\n\
+             [[job]]\nname = \"gc-hour\"\nkind = \"prune\"\ndatastore = \"main\"\nkeep_last = 100\norphan_grace = \"1h\"\n\n\
+             [[job]]\nname = \"gc-2s\"\nkind = \"prune\"\ndatastore = \"main\"\nkeep_last = 100\norphan_grace = \"2s\"\n\n\
+             [[job]]\nname = \"keep-1\"\nkind = \"prune\"\ndatastore = \"main\"\nnamespace = \"web1\"\nkeep_last = 1\nwait = \"120s\"\n",
+            ds.display()
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    let start = || Server::start_with(&state, &[], &[], &["--config", cfg.to_str().unwrap()]);
+    let mut s = start();
+    let backup = s.token("backup", "main", "web1");
+    let admin_tok = s.token("admin", "main", "*");
+    let c = s.client("srv-gc-client", "main", "web1", &backup);
+    let admin = s.client("srv-gc-admin", "main", "web1", &admin_tok);
+    c.ok(&["init", "--pack-size", "1"]);
+    let ns_dir = ds.join("web1");
+    let small = c.path("small");
+    make_tree(&small, 61, 30, 1);
+    c.backup(&small);
+    // a backup killed after it stored some packs but before its index
+    let big = c.path("big");
+    make_tree(&big, 62, 40, 8);
+    let before = packs_on_disk(&ns_dir).len();
+    let mut child = c
+        .cmd()
+        .args(["backup", "--quiet", big.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while packs_on_disk(&ns_dir).len() < before + 4 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "nothing was uploaded"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // an upload the client had sent before it died may still be landing
+    std::thread::sleep(Duration::from_millis(500));
+    let stored = packs_on_disk(&ns_dir).len();
+    // young orphans stay
+    let (code, rep) = run_job(&s, &admin, "gc-hour");
+    assert_eq!(code, 0, "{rep}");
+    let msg = rep["steps"][0]["message"].as_str().unwrap();
+    let young = count_in(msg, "still in their grace period");
+    assert!(young >= 4, "{msg}");
+    assert_eq!(count_in(msg, "orphan packs"), 0, "{msg}");
+    assert_eq!(packs_on_disk(&ns_dir).len(), stored);
+    // after the grace period they go, and only they
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, rep) = run_job(&s, &admin, "gc-2s");
+    assert_eq!(code, 0, "{rep}");
+    let msg = rep["steps"][0]["message"].as_str().unwrap();
+    assert_eq!(count_in(msg, "orphan packs"), young, "{msg}");
+    assert_eq!(packs_on_disk(&ns_dir).len() as u64, stored as u64 - young);
+    c.ok(&["check", "--read-data"]);
+
+    // the server killed while its prune waits for a running backup
+    let second = c.backup(&big);
+    let extra = c.path("extra");
+    make_tree(&extra, 63, 60, 8);
+    let mut bk = c
+        .cmd()
+        .args(["backup", "--quiet", extra.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while names_in(&ns_dir.join("leases")).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the backup took no lease"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut pr = admin
+        .cmd()
+        .args(["server", "run", "keep-1", "--repo"])
+        .arg(format!("strata://{}/main", s.addr))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while names_in(&ns_dir.join("pending")).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the prune announced nothing"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    s.kill9();
+    let _ = pr.wait();
+    let _ = bk.wait();
+    assert_eq!(
+        names_in(&ns_dir.join("snapshots")).len(),
+        1,
+        "retention ran before the kill"
+    );
+    // restart: the backup re-runs, then the prune completes
+    let s = start();
+    let c = s.client("srv-gc-client2", "main", "web1", &backup);
+    let admin = s.client("srv-gc-admin2", "main", "web1", &admin_tok);
+    let third = c.backup(&extra);
+    let (code, rep) = run_job(&s, &admin, "keep-1");
+    assert_eq!(code, 0, "{rep}");
+    assert!(
+        names_in(&ns_dir.join("pending")).is_empty(),
+        "a stale announcement is left"
+    );
+    c.ok(&["check", "--read-data"]);
+    let ids = c.snapshot_ids();
+    assert_eq!(
+        ids,
+        vec![third["snapshot_id"].as_str().unwrap().to_string()],
+        "{rep}"
+    );
+    assert_ne!(second["snapshot_id"], third["snapshot_id"]);
+    let t = c.path("r");
+    c.ok(&["restore", &ids[0], "--target", t.to_str().unwrap()]);
+    assert_same_tree(&extra, &t);
+}
+
+/// Must-show 6 (GC part): a server GC that deletes N objects on S3 lists
+/// them in ⌈N/1000⌉ pages and deletes them in ⌈N/1000⌉ DeleteObjects
+/// batches (counted by the proxy between the server and Garage). The N
+/// objects are orphan packs written straight into the bucket, as a backup
+/// killed before its index would leave them.
+#[test]
+fn server_gc_of_many_objects_pages_by_1000() {
+    const N: usize = 2100;
+    let env = Env::new("srv-pages");
+    let g = Garage::start(&env.path("garage"), "strata");
+    let proxy = crate::s3::Proxy::start(g.s3_port);
+    let cfg = env.path("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[datastore]]\nname = \"main\"\nlocation = \"{}\"\n\n\
+             [[job]]\nname = \"gc\"\nkind = \"prune\"\ndatastore = \"main\"\nkeep_last = 10\norphan_grace = \"1s\"\n",
+            g.url(proxy.port, "strata", "ds")
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    let start = || Server::start_with(&state, &[], &g.vars(), &["--config", cfg.to_str().unwrap()]);
+    let mut s = start();
+    let backup = s.token("backup", "main", "web1");
+    let admin_tok = s.token("admin", "main", "*");
+    let c = s.client("srv-pages-client", "main", "web1", &backup);
+    c.ok(&["init"]);
+    let src = c.path("src");
+    make_tree(&src, 33, 30, 0);
+    c.backup(&src);
+    s.kill9();
+    // N orphan packs, straight into the bucket (not through the proxy)
+    let direct = strata_store::S3Backend::new(
+        strata_store::S3Location::parse(&g.url(g.s3_port, "strata", "ds/web1")).unwrap(),
+        &strata_store::S3Credentials {
+            access_key: g.key_id.clone(),
+            secret_key: g.secret.clone(),
+            session_token: None,
+            region: "garage".into(),
+        },
+    )
+    .unwrap();
+    let direct = std::sync::Arc::new(direct);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let d = direct.clone();
+            std::thread::spawn(move || {
+                use strata_store::Backend;
+                for i in (w..N).step_by(8) {
+                    let body = format!("orphan {i}").into_bytes();
+                    let name = blake3::hash(&body).to_hex().to_string();
+                    d.put(strata_store::Kind::Pack, &name, &body).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    // a fresh server: its catalog is read from storage once
+    let s = start();
+    let admin = s.client("srv-pages-admin", "main", "web1", &admin_tok);
+    proxy.counts.reset();
+    let (code, rep) = run_job(&s, &admin, "gc");
+    assert_eq!(code, 0, "{rep}");
+    let msg = rep["steps"][0]["message"].as_str().unwrap();
+    assert_eq!(count_in(msg, "orphan packs"), N as u64, "{msg}");
+    let log = proxy.counts.log.lock().unwrap().clone();
+    let pages = N.div_ceil(1000);
+    let data_lists = log
+        .iter()
+        .filter(|l| l.starts_with("GET") && l.contains("prefix=ds%2Fweb1%2Fdata"))
+        .count();
+    let deletes = log
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.contains("delete"))
+        .count();
+    eprintln!("GC of {N} objects: {data_lists} LIST pages of data/, {deletes} DeleteObjects; all: {log:#?}");
+    // the packs' listing plus each metadata kind once
+    assert!(
+        data_lists == pages,
+        "{data_lists} LIST pages for {N} packs, want {pages}"
+    );
+    assert!(
+        deletes <= pages + 1,
+        "{deletes} DeleteObjects for {N} packs (+ the prune record), want ≤ {}",
+        pages + 1
+    );
+    let c = s.client("srv-pages-client2", "main", "web1", &backup);
+    c.ok(&["check", "--read-data"]);
+}

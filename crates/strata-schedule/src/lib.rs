@@ -2,6 +2,8 @@
 //! names not supported) evaluated in UTC, the server's local time zone, or
 //! any IANA zone (`Europe/Berlin`; DST gaps skip, repeated hours fire once).
 //! As in Vixie cron, when both day fields are restricted either may match.
+//! A [`Schedule`] is either such an expression or a fixed interval
+//! (`every = "6h"`), the two forms strata's config files accept.
 
 use chrono::{Datelike, Duration, Local, NaiveDateTime, TimeZone, Timelike, Utc};
 
@@ -14,6 +16,8 @@ pub struct Cron {
     dow: Vec<bool>,
     dom_star: bool,
     dow_star: bool,
+    /// The expression as written.
+    src: String,
 }
 
 fn field(s: &str, lo: u32, hi: u32, what: &str) -> Result<(Vec<bool>, bool), String> {
@@ -57,6 +61,11 @@ fn field(s: &str, lo: u32, hi: u32, what: &str) -> Result<(Vec<bool>, bool), Str
 }
 
 impl Cron {
+    /// The expression as written (fields separated by one space).
+    pub fn source(&self) -> &str {
+        &self.src
+    }
+
     pub fn parse(s: &str) -> Result<Cron, String> {
         let f: Vec<&str> = s.split_whitespace().collect();
         if f.len() != 5 {
@@ -80,6 +89,7 @@ impl Cron {
             dow,
             dom_star,
             dow_star,
+            src: f.join(" "),
         })
     }
 
@@ -158,10 +168,125 @@ impl Cron {
     }
 }
 
+impl Cron {
+    /// The same times as systemd `OnCalendar=` expressions (one, or two
+    /// when both day fields are restricted: cron ORs them, systemd ANDs).
+    pub fn to_oncalendar(&self, tz: &str) -> Vec<String> {
+        fn list(v: &[bool], lo: usize, hi: usize, width: usize) -> String {
+            let on: Vec<usize> = (lo..=hi).filter(|&i| v[i]).collect();
+            if on.len() == hi - lo + 1 {
+                return "*".into();
+            }
+            on.iter()
+                .map(|i| format!("{i:0width$}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        let dow: Vec<&str> = (0..7).filter(|&i| self.dow[i]).map(|i| DAYS[i]).collect();
+        let (min, hour) = (list(&self.min, 0, 59, 2), list(&self.hour, 0, 23, 2));
+        let (dom, mon) = (list(&self.dom, 1, 31, 2), list(&self.mon, 1, 12, 2));
+        let zone = if tz.eq_ignore_ascii_case("local") {
+            String::new()
+        } else if tz.eq_ignore_ascii_case("utc") {
+            " UTC".into()
+        } else {
+            format!(" {tz}")
+        };
+        let date = |d: &str| format!("*-{mon}-{d} {hour}:{min}:00{zone}");
+        match (self.dom_star, self.dow_star) {
+            (_, true) => vec![date(if self.dom_star { "*" } else { &dom })],
+            (true, false) => vec![format!("{} {}", dow.join(","), date("*"))],
+            (false, false) => vec![date(&dom), format!("{} {}", dow.join(","), date("*"))],
+        }
+    }
+}
+
 pub fn valid_tz(tz: &str) -> bool {
     tz.eq_ignore_ascii_case("utc")
         || tz.eq_ignore_ascii_case("local")
         || tz.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// Parse `24h`, `90m`, `30s`, `2d`, `1w`, or seconds.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'w' => (&s[..s.len() - 1], 604800.0),
+        'd' => (&s[..s.len() - 1], 86400.0),
+        'h' => (&s[..s.len() - 1], 3600.0),
+        'm' => (&s[..s.len() - 1], 60.0),
+        's' => (&s[..s.len() - 1], 1.0),
+        _ => (s, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| *x >= 0.0)
+        .map(|x| x * mult)
+}
+
+/// When a job runs: a cron expression in a time zone, or a fixed interval.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Cron {
+        cron: Cron,
+        tz: String,
+    },
+    /// Seconds between runs, counted from the previous fire time.
+    Every(f64),
+}
+
+impl Schedule {
+    /// From a config's `schedule` (cron, with `tz`, default UTC) or `every`
+    /// (a duration); exactly one of them. The error names the field.
+    pub fn from_fields(
+        schedule: Option<&str>,
+        tz: Option<&str>,
+        every: Option<&str>,
+    ) -> Result<Option<Schedule>, String> {
+        match (schedule, every) {
+            (Some(_), Some(_)) => Err("give either `schedule` (cron) or `every`, not both".into()),
+            (None, None) => Ok(None),
+            (Some(s), None) => {
+                let cron = Cron::parse(s).map_err(|e| format!("schedule = {s:?}: {e}"))?;
+                let tz = tz.unwrap_or("UTC").to_string();
+                if !valid_tz(&tz) {
+                    return Err(format!(
+                        "tz = {tz:?}: not a time zone (UTC, local or an IANA name like Europe/Berlin)"
+                    ));
+                }
+                Ok(Some(Schedule::Cron { cron, tz }))
+            }
+            (None, Some(e)) => match parse_duration(e) {
+                Some(d) if d >= 1.0 => Ok(Some(Schedule::Every(d))),
+                _ => Err(format!(
+                    "every = {e:?}: not a duration of a second or more (e.g. 30s, 15m, 6h, 1d)"
+                )),
+            },
+        }
+    }
+
+    /// The first fire time strictly after `t` (epoch seconds).
+    pub fn next_after(&self, t: f64) -> Option<f64> {
+        match self {
+            Schedule::Cron { cron, tz } => cron.next_after(t, tz),
+            Schedule::Every(d) => Some(t + d),
+        }
+    }
+
+    /// The longest time between two fire times over the next 32 runs after
+    /// `t`: how long a watcher waits before calling a run overdue.
+    pub fn longest_gap(&self, t: f64) -> Option<f64> {
+        let mut prev = self.next_after(t)?;
+        let mut gap: f64 = 0.0;
+        for _ in 0..32 {
+            let next = self.next_after(prev)?;
+            gap = gap.max(next - prev);
+            prev = next;
+        }
+        Some(gap)
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +298,23 @@ mod tests {
             .unwrap()
             .and_utc()
             .timestamp() as f64
+    }
+
+    #[test]
+    fn longest_gap_of_daily_weekly_and_intervals() {
+        let t = at("2026-12-07 10:00");
+        let daily = Schedule::from_fields(Some("15 5 * * *"), None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(daily.longest_gap(t), Some(86400.0));
+        let weekdays = Schedule::from_fields(Some("0 2 * * 1-5"), None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(weekdays.longest_gap(t), Some(3.0 * 86400.0));
+        let every = Schedule::from_fields(None, None, Some("6h"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(every.longest_gap(t), Some(6.0 * 3600.0));
     }
 
     #[test]
@@ -221,5 +363,46 @@ mod tests {
         assert!(valid_tz("America/New_York") && !valid_tz("Mars/Olympus"));
         assert!(Cron::parse("61 * * * *").is_err());
         assert!(Cron::parse("* * *").is_err());
+    }
+
+    #[test]
+    fn schedule_fields() {
+        assert_eq!(
+            Schedule::from_fields(None, None, Some("90m")).unwrap(),
+            Some(Schedule::Every(5400.0))
+        );
+        let s = Schedule::from_fields(Some("30 3 * * *"), None, None)
+            .unwrap()
+            .unwrap();
+        // 2026-12-07 00:00 UTC → 03:30 the same day
+        assert_eq!(
+            s.next_after(1796601600.0),
+            Some(1796601600.0 + 3.5 * 3600.0)
+        );
+        assert!(Schedule::from_fields(Some("* * *"), None, None).is_err());
+        assert!(Schedule::from_fields(Some("0 3 * * *"), None, Some("1h")).is_err());
+        assert!(Schedule::from_fields(None, None, Some("0.5s")).is_err());
+        assert!(Schedule::from_fields(Some("0 3 * * *"), Some("Mars/Base"), None).is_err());
+        assert_eq!(Schedule::from_fields(None, None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn oncalendar_forms() {
+        let c = |s: &str| Cron::parse(s).unwrap().to_oncalendar("UTC");
+        assert_eq!(c("0 2 * * *"), vec!["*-*-* 02:00:00 UTC"]);
+        assert_eq!(
+            c("*/20 1-2 * * 1-5"),
+            vec!["Mon,Tue,Wed,Thu,Fri *-*-* 01,02:00,20,40:00 UTC"]
+        );
+        assert_eq!(
+            c("30 4 1,15 * 0"),
+            vec!["*-*-01,15 04:30:00 UTC", "Sun *-*-* 04:30:00 UTC"]
+        );
+        assert_eq!(
+            Cron::parse("0 3 * 6 *")
+                .unwrap()
+                .to_oncalendar("Europe/Berlin"),
+            vec!["*-06-* 03:00:00 Europe/Berlin"]
+        );
     }
 }

@@ -130,8 +130,18 @@ for i in $(seq 1 "$TRIALS"); do
   done
   [ -n "$done_" ] || printf '%s\t%s\t%s\t%s\t%s\n' "$i" "$kind" "$(( (u - S) / DAY ))" "NOT-DETECTED" "$hit" | tee -a "$results"
 done
-echo "ledger after the last trial:"
-at $((S + (DAYS + COVER) * DAY)) drill ledger j --config "$W/t/strata.toml" || true
+# coverage: a month of nights and drills with no damage, then the ledger
+# as the last drill left it
+rm -rf "$W/t"
+cp -a "$T" "$W/t"
+sed -i "s#$T#$W/t#g" "$W/t/strata.toml"
+for d in $(seq 0 $((DAYS - 1))); do
+  grow "$W/t/data" 8
+  at $((S + d * DAY + 3600)) run j --quiet --config "$W/t/strata.toml"
+  at $((S + d * DAY + 5 * 3600 + 900)) drill j --quiet --config "$W/t/strata.toml"
+done
+echo "ledger after $DAYS undamaged days:"
+at $((S + (DAYS - 1) * DAY + 6 * 3600)) drill ledger j --config "$W/t/strata.toml"
 python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]

@@ -6,8 +6,9 @@
 //!   pass its deadline before the next daily drill), where restic's and
 //!   kopia's random subsets promise nothing;
 //! - a pack whose size or modification time in storage changed since it was
-//!   read is read again at the next drill (a damaged or replaced object is
-//!   found within a day, whatever the rotation);
+//!   read (or, not read yet, since a drill first listed it) is read at the
+//!   next drill (a damaged or replaced object is found within a day,
+//!   whatever the rotation);
 //! - a pack never read yet (new since the last drill) joins the rotation.
 //!
 //! One ledger per repository (`<state_dir>/ledger/<repository id>.json`),
@@ -48,7 +49,7 @@ pub struct Ledger {
 /// The packs one drill reads, by reason.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Selection {
-    /// Changed in storage since they were read.
+    /// Changed in storage since they were read or first listed.
     pub changed: Vec<String>,
     /// At their deadline: not read for `coverage_days - 1` days.
     pub due: Vec<String>,
@@ -138,7 +139,8 @@ impl Ledger {
                 mtime: e.mtime,
             });
             let last = m.read.unwrap_or(m.seen);
-            if m.read.is_some() && (m.size != e.size || m.mtime != e.mtime) {
+            if m.size != e.size || m.mtime != e.mtime {
+                // changed since it was read, or since first listed
                 sel.changed.push(e.name.clone());
             } else if now - last >= (days - 1) * DAY - 3600 {
                 // read now, or its deadline passes before the next daily
@@ -289,8 +291,18 @@ mod tests {
             .collect();
         let victim = read[read.len() / 2].clone();
         listing.iter_mut().find(|e| e.name == victim).unwrap().mtime = 5;
+        // and one not read yet, changed since a drill first listed it
+        let unread = l
+            .packs
+            .iter()
+            .find(|(_, m)| m.read.is_none())
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        listing.iter_mut().find(|e| e.name == unread).unwrap().size += 1;
         let sel = l.select(&listing, 10 * DAY, 30);
-        assert_eq!(sel.changed, vec![victim]);
+        let mut want = vec![victim, unread];
+        want.sort();
+        assert_eq!(sel.changed, want);
     }
 
     #[test]

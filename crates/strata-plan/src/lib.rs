@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod pgfacts;
 pub mod podman;
 pub mod procs;
+pub mod replica;
 pub mod restore;
 pub mod run;
 pub mod sources;

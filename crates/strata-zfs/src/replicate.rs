@@ -254,38 +254,43 @@ struct Side {
     caps: Caps,
 }
 
+/// The snapshots of `ds` on `host`, oldest first. `get_t`: whether this
+/// host's `zfs get` takes `-t` (None: try it; zfs-fuse does not); returns
+/// what was found out with the list.
+pub fn list_snapshots(host: &Host, ds: &str, get_t: Option<bool>) -> Result<(Vec<Snap>, bool)> {
+    if get_t != Some(false) {
+        let o = host.run(&[
+            "zfs",
+            "get",
+            "-Hpd",
+            "1",
+            "-t",
+            "snapshot",
+            "guid,creation,createtxg",
+            ds,
+        ])?;
+        if o.ok {
+            return Ok((parse_snaps(ds, &o.stdout), true));
+        }
+        if !o.stderr.contains("invalid option") {
+            return Err(Error::Command {
+                command: format!(
+                    "zfs get -Hpd 1 -t snapshot guid,creation,createtxg {ds} ({})",
+                    host.label()
+                ),
+                message: o.stderr.trim().to_string(),
+            });
+        }
+    }
+    let out = host.must(&["zfs", "get", "-Hpd", "1", "guid,creation,createtxg", ds])?;
+    Ok((parse_snaps(ds, &out), false))
+}
+
 impl Side {
     fn list_snaps(&mut self, ds: &str) -> Result<Vec<Snap>> {
-        if self.caps.get_t != Some(false) {
-            let o = self.host.run(&[
-                "zfs",
-                "get",
-                "-Hpd",
-                "1",
-                "-t",
-                "snapshot",
-                "guid,creation,createtxg",
-                ds,
-            ])?;
-            if o.ok {
-                self.caps.get_t = Some(true);
-                return Ok(parse_snaps(ds, &o.stdout));
-            }
-            if !o.stderr.contains("invalid option") {
-                return Err(Error::Command {
-                    command: format!(
-                        "zfs get -Hpd 1 -t snapshot guid,creation,createtxg {ds} ({})",
-                        self.host.label()
-                    ),
-                    message: o.stderr.trim().to_string(),
-                });
-            }
-            self.caps.get_t = Some(false);
-        }
-        let out = self
-            .host
-            .must(&["zfs", "get", "-Hpd", "1", "guid,creation,createtxg", ds])?;
-        Ok(parse_snaps(ds, &out))
+        let (snaps, get_t) = list_snapshots(&self.host, ds, self.caps.get_t)?;
+        self.caps.get_t = Some(get_t);
+        Ok(snaps)
     }
 
     fn exists(&self, ds: &str) -> Result<bool> {

@@ -152,7 +152,7 @@ pub fn run(g: &Global, c: Drill) -> Result<u8> {
             r.host,
             r.job,
             r.verdict,
-            &r.snapshot[..8],
+            &r.snapshot[..8.min(r.snapshot.len())],
             r.snapshot_age,
             r.files_verified
         );

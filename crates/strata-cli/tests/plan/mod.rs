@@ -1062,6 +1062,17 @@ fn snapshot_and_replicate_steps_on_zfs() {
     let env = Env::new("plan-zfs");
     let src = crate::snapshot::Pool::new(&env, "ps", &["a"], &["data"]);
     let dst = crate::snapshot::Pool::new(&env, "pd", &["a"], &[]);
+    // files on the source, for the replication drill to compare
+    let smnt = env.path("src-data");
+    crate::snapshot::must(
+        "zfs",
+        &[
+            "set",
+            &format!("mountpoint={}", smnt.display()),
+            &format!("{}/data", src.name),
+        ],
+    );
+    make_tree(&smnt, 9, 12, 0);
     let conf = env.path("sanoid");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::write(
@@ -1120,6 +1131,54 @@ fn snapshot_and_replicate_steps_on_zfs() {
     assert_eq!(
         rep["steps"][1]["name"],
         format!("replicate {}/data → {}/data", src.name, dst.name)
+    );
+    // a replication drill: the newest common snapshot, every block of it
+    // readable on the target, every file compared through read-only clones
+    let drill = || -> (Option<i32>, serde_json::Value) {
+        let o = env
+            .cmd()
+            .args([
+                "drill",
+                "layers",
+                "--json",
+                "--config",
+                plan.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+        let c = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("replica {}/data", dst.name))
+            .unwrap_or_else(|| panic!("no replica check: {r}"))
+            .clone();
+        (o.status.code(), c)
+    };
+    let (code, c) = drill();
+    assert_eq!(code, Some(0), "{c}");
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.contains("12 files byte-identical")
+            && msg.contains("every block on the target readable"),
+        "{msg}"
+    );
+    let all = crate::snapshot::must("zfs", &["list", "-H", "-o", "name"]);
+    assert!(!all.contains("strata-drill"), "clones left: {all}");
+    // a replica that lost its snapshots: nothing restorable, named
+    for s in &copied[&format!("{}/data", dst.name)] {
+        crate::snapshot::must("zfs", &["destroy", &format!("{}/data@{s}", dst.name)]);
+    }
+    let (code, c) = drill();
+    assert_eq!(code, Some(1), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("the replica holds nothing restorable"),
+        "{c}"
     );
     // a target pool that does not exist: that step fails, the snapshot step still ran
     write("nosuchpool-strata/data");

@@ -559,24 +559,191 @@ impl ThrowawayPg {
     }
 
     fn stop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            crate::procs::kill_group(pid, libc::SIGTERM);
-            let t = Instant::now();
-            loop {
-                let mut st = 0;
-                // SAFETY: waitpid on our own child.
-                let r = unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) };
-                if r != 0 || t.elapsed() > Duration::from_secs(10) {
+        stop_server(&mut self.pid);
+    }
+}
+
+/// Stops a throwaway server started in its own process group: SIGTERM,
+/// up to 10 s, then SIGKILL; reaps it.
+fn stop_server(pid: &mut Option<u32>) {
+    if let Some(pid) = pid.take() {
+        crate::procs::kill_group(pid, libc::SIGTERM);
+        let t = Instant::now();
+        loop {
+            let mut st = 0;
+            // SAFETY: waitpid on our own child.
+            let r = unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) };
+            if r != 0 || t.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        crate::procs::kill_group(pid, libc::SIGKILL);
+        let mut st = 0;
+        // SAFETY: as above (reaps it if SIGKILL was needed).
+        unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+        crate::procs::done(pid);
+    }
+}
+
+/// A throwaway MariaDB (or MySQL) server in `dir`: Unix socket only, no
+/// network, its own data directory.
+struct ThrowawayMy {
+    dir: PathBuf,
+    pid: Option<u32>,
+    client: String,
+    version: String,
+}
+
+impl ThrowawayMy {
+    fn start(cast: &mut Cast, dir: PathBuf) -> std::result::Result<Self, String> {
+        let find = |names: &[&str]| -> Option<String> {
+            names
+                .iter()
+                .map(|n| {
+                    if n.starts_with('/') {
+                        PathBuf::from(n)
+                    } else {
+                        PathBuf::from("/usr/bin").join(n)
+                    }
+                })
+                .find(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        };
+        let (Some(install), Some(server)) = (
+            find(&["mariadb-install-db", "mysql_install_db"]),
+            find(&["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]),
+        ) else {
+            return Err("no MariaDB server binaries (mariadb-install-db, /usr/sbin/mariadbd) — install mariadb-server on this host to load its dumps".into());
+        };
+        let client = crate::sources::my_tools().0;
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let data = format!("--datadir={}", dir.join("data").display());
+        let mut a = argv(&[
+            &install,
+            "--no-defaults",
+            &data,
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]);
+        if root {
+            a.push("--user=root".into());
+        }
+        run(cast, &a, None, Duration::from_secs(120))?;
+        let sock = dir.join("my.sock");
+        if sock.as_os_str().len() > 100 {
+            return Err(format!(
+                "the socket path {} is too long for a Unix socket — use a shorter state_dir",
+                sock.display()
+            ));
+        }
+        let mut a = argv(&[
+            &server,
+            "--no-defaults",
+            &data,
+            &format!("--socket={}", sock.display()),
+            &format!("--pid-file={}", dir.join("my.pid").display()),
+            &format!("--log-error={}", dir.join("error.log").display()),
+            "--skip-networking",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+        ]);
+        if root {
+            a.push("--user=root".into());
+        }
+        cast.line(&format!("$ {} &", a.join(" ")));
+        let mut c = crate::sources::child_command(&a);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        let child = crate::procs::spawn(&mut c).map_err(|e| e.to_string())?;
+        let mut my = ThrowawayMy {
+            dir,
+            pid: Some(child.id()),
+            client,
+            version: String::new(),
+        };
+        std::mem::forget(child); // reaped in stop_server
+        let t = Instant::now();
+        loop {
+            if sock.exists() {
+                if let Ok(v) = my.sql(cast, None, "SELECT VERSION()") {
+                    my.version = v.trim().to_string();
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
-            crate::procs::kill_group(pid, libc::SIGKILL);
-            let mut st = 0;
-            // SAFETY: as above (reaps it if SIGKILL was needed).
-            unsafe { libc::waitpid(pid as i32, &mut st, 0) };
-            crate::procs::done(pid);
+            if t.elapsed() > Duration::from_secs(60) {
+                let log = std::fs::read_to_string(my.dir.join("error.log")).unwrap_or_default();
+                return Err(format!(
+                    "the throwaway MariaDB did not start within 60 s: {}",
+                    log.lines().rev().take(3).collect::<Vec<_>>().join(" / ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(my)
+    }
+
+    fn conn(&self) -> Vec<String> {
+        vec![
+            "--no-defaults".into(),
+            format!("--socket={}", self.dir.join("my.sock").display()),
+            "--user=root".into(),
+        ]
+    }
+
+    /// Runs `sql` (in database `db`), tab-separated rows without headers.
+    fn sql(
+        &self,
+        cast: &mut Cast,
+        db: Option<&str>,
+        sql: &str,
+    ) -> std::result::Result<String, String> {
+        let mut a = vec![self.client.clone()];
+        a.extend(self.conn());
+        a.extend(argv(&["-N", "-B", "-e", sql]));
+        if let Some(d) = db {
+            a.push(d.into());
+        }
+        run(cast, &a, None, Duration::from_secs(3600))
+    }
+
+    /// Loads `dump` into a new database `db`; its tables' exact row counts.
+    fn load(
+        &self,
+        cast: &mut Cast,
+        db: &str,
+        dump: &Path,
+    ) -> std::result::Result<BTreeMap<String, u64>, String> {
+        self.sql(cast, None, &format!("CREATE DATABASE `{db}`"))?;
+        let mut a = vec![self.client.clone()];
+        a.extend(self.conn());
+        a.push(db.into());
+        run(cast, &a, Some(dump), Duration::from_secs(3600))?;
+        let tables = self.sql(
+            cast,
+            None,
+            &format!(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}' AND table_type = 'BASE TABLE' ORDER BY 1"
+            ),
+        )?;
+        let mut out = BTreeMap::new();
+        for t in tables.lines().filter(|l| !l.is_empty()) {
+            let n = self.sql(
+                cast,
+                Some(db),
+                &format!("SELECT COUNT(*) FROM `{}`", t.replace('`', "``")),
+            )?;
+            out.insert(t.to_string(), n.trim().parse().unwrap_or(0));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for ThrowawayMy {
+    fn drop(&mut self) {
+        stop_server(&mut self.pid);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1387,6 +1554,7 @@ fn drill_in(
     let mut tools = BTreeMap::new();
     tools.insert("strata".to_string(), env!("CARGO_PKG_VERSION").to_string());
     let mut pg: Option<std::result::Result<ThrowawayPg, String>> = None;
+    let mut my: Option<std::result::Result<ThrowawayMy, String>> = None;
     for src in &sources {
         let t = Instant::now();
         match src {
@@ -1576,11 +1744,60 @@ fn drill_in(
                 for db in databases {
                     let dump = src_dir.join("mariadb").join(format!("{db}.sql"));
                     let name = format!("probe: mariadb {db}");
-                    checks.push(match std::fs::read(&dump) {
-                        Ok(b) if b.windows(17).any(|w| w == b"-- Dump completed") => unverified(&name, t, "the dump is complete (ends with its completion line); loading it into a throwaway server is not built yet".into()),
-                        Ok(_) => fail(&name, t, "the dump has no completion line".into()),
-                        Err(e) => fail(&name, t, format!("not in the snapshot: {e}")),
+                    let complete = match std::fs::read(&dump) {
+                        Ok(b) => b.windows(17).any(|w| w == b"-- Dump completed"),
+                        Err(e) => {
+                            checks.push(fail(&name, t, format!("not in the snapshot: {e}")));
+                            continue;
+                        }
+                    };
+                    if !complete {
+                        checks.push(fail(
+                            &name,
+                            t,
+                            "the dump has no completion line: it was cut short".into(),
+                        ));
+                        continue;
+                    }
+                    if my.is_none() {
+                        my = Some(ThrowawayMy::start(&mut cast, scratch.join("my")));
+                    }
+                    let server = match my.as_ref().expect("set above") {
+                        Ok(s) => s,
+                        Err(e) => {
+                            checks.push(unverified(&name, t, format!("no throwaway server: {e}")));
+                            continue;
+                        }
+                    };
+                    tools.insert("mariadb (throwaway)".into(), server.version.clone());
+                    let n = controls.len();
+                    checks.push(match server.load(&mut cast, &format!("drill_{n}"), &dump) {
+                        Ok(got) if got.is_empty() => fail(&name, t, "the dump loads but holds no table".into()),
+                        Ok(got) => pass(
+                            &name,
+                            t,
+                            format!(
+                                "loaded into MariaDB {}: {} tables, {} rows (no row counts are recorded at backup for MariaDB to compare)",
+                                server.version,
+                                got.len(),
+                                got.values().sum::<u64>()
+                            ),
+                        ),
+                        Err(e) => fail(&name, t, format!("the dump does not load: {e}")),
                     });
+                    // control: the dump cut in half must not load
+                    let tc = Instant::now();
+                    let cut = scratch.join("control.sql");
+                    let r = (|| -> std::result::Result<String, String> {
+                        let b = std::fs::read(&dump).map_err(|e| e.to_string())?;
+                        std::fs::write(&cut, &b[..b.len() / 2]).map_err(|e| e.to_string())?;
+                        match server.load(&mut cast, &format!("control_{n}"), &cut) {
+                            Ok(_) => Err("a dump cut in half loaded without an error".into()),
+                            Err(e) => Ok(e),
+                        }
+                    })();
+                    let _ = std::fs::remove_file(&cut);
+                    controls.push(control(&format!("control: {db} dump cut in half"), tc, r));
                 }
             }
             Source::Command { name: n, .. } => {
@@ -1596,6 +1813,7 @@ fn drill_in(
     if let Some(Ok(mut s)) = pg.take() {
         s.stop();
     }
+    drop(my.take());
     // declared probes
     for p in &job.drill_probes {
         let t = Instant::now();

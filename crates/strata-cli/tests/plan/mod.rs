@@ -1619,6 +1619,44 @@ fn mariadb_source_dump_and_restore() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("drop myapp first"), "{err}");
     assert_eq!(m.fingerprint("myapp"), before);
+    // a drill loads the dump into a throwaway MariaDB of its own (the
+    // missing database's dump fails its probe: the drill fails, naming it)
+    let o = env
+        .cmd()
+        .args(["drill", "db", "--json", "--config", cfg])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(o.status.code(), Some(1), "{r:#}");
+    let find = |list: &str, n: &str| {
+        r[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {r:#}"))
+            .clone()
+    };
+    let p = find("checks", "probe: mariadb myapp");
+    assert_eq!(p["verdict"], "pass", "{p}");
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 tables, 45000 rows"),
+        "{p}"
+    );
+    assert_eq!(find("checks", "probe: mariadb nosuchdb")["verdict"], "fail");
+    assert_eq!(
+        find("controls", "control: myapp dump cut in half")["verdict"],
+        "pass",
+        "{r:#}"
+    );
+    assert!(
+        procs_with(&env.path("state").display().to_string()).is_empty(),
+        "a throwaway server outlived the drill"
+    );
     // the database server stopped: its sources fail, the files are stored, exit 3
     drop(m);
     let o = env

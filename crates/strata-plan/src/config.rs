@@ -388,7 +388,7 @@ impl Step {
 }
 
 /// A job, checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Job {
     pub name: String,
     pub repository: Option<String>,
@@ -462,7 +462,7 @@ pub struct Hook {
 }
 
 /// A loaded `strata.toml`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub path: PathBuf,
     pub host: String,

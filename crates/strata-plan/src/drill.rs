@@ -963,7 +963,8 @@ fn read_coverage(
             "full drill: every pack".to_string()
         } else {
             format!(
-                "ledger: {} changed in storage since read, {} due, {} by rotation (every pack within {} days)",
+                "ledger: {} new since the last drill, {} changed in storage since read, {} due, {} by rotation (every pack within {} days)",
+                sel.fresh.len(),
                 sel.changed.len(),
                 sel.due.len(),
                 sel.rotation.len(),
@@ -993,11 +994,12 @@ fn read_coverage(
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let cov = ledger.coverage(now, opts.coverage_days);
     let msg = format!(
-        "{} snapshots' trees checked; {} of {} packs read ({} changed since read, {} due, {} by rotation); \
+        "{} snapshots' trees checked; {} of {} packs read ({} new, {} changed since read, {} due, {} by rotation); \
          {} of {} packs read within {} days, oldest {:.1} days",
         rep.snapshots,
         rep.packs_read,
         rep.packs,
+        sel.fresh.len(),
         sel.changed.len(),
         sel.due.len(),
         sel.rotation.len(),
@@ -1039,6 +1041,39 @@ fn read_coverage(
     }
     let problem = (!problems.is_empty()).then(|| problems.join("; "));
     Ok((cov, msg, problem))
+}
+
+/// A plan and job for drilling one snapshot of a repository that no plan
+/// names (`strata drill snapshot ID`): no sources, probes or drift, only
+/// restore, verification, coverage, controls and evidence; state (ledger,
+/// reports) in `state_dir`, records as job `snapshot`.
+pub fn bare(repo: crate::config::Repo, state_dir: PathBuf) -> (Plan, Job) {
+    let host = strata_repo::repo::hostname();
+    let name = repo.name.clone();
+    let mut repositories = BTreeMap::new();
+    repositories.insert(name.clone(), repo);
+    let plan = Plan {
+        host,
+        state_dir,
+        repositories,
+        ..Default::default()
+    };
+    let job = Job {
+        name: "snapshot".into(),
+        repository: Some(name),
+        steps: vec![Step::Backup {
+            paths: vec![],
+            exclude: vec![],
+            one_file_system: false,
+            tags: vec![],
+            sources: vec![],
+        }],
+        drill_groups: 7,
+        drill_coverage_days: 7,
+        drill_drift: (10.0, 50),
+        ..Default::default()
+    };
+    (plan, job)
 }
 
 /// Tags of a drill record snapshot.
@@ -1290,7 +1325,8 @@ fn drill_in(
         .flatten()
         .collect();
     let (snap_id, snap) = match &opts.snapshot {
-        Some(s) => repo.find_snapshot(s, |_| true),
+        // (`latest` of a whole repository: not a drill record)
+        Some(s) => repo.find_snapshot(s, |x| !x.tags.iter().any(|t| t.starts_with(RECORD_TAG))),
         None => repo.find_snapshot("latest", |s| {
             s.host == plan.host
                 && s.paths.iter().any(|p| {

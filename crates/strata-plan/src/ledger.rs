@@ -9,7 +9,9 @@
 //!   read (or, not read yet, since a drill first listed it) is read at the
 //!   next drill (a damaged or replaced object is found within a day,
 //!   whatever the rotation);
-//! - a pack never read yet (new since the last drill) joins the rotation.
+//! - a pack new since the last drill (the night's backup) is read at the
+//!   next drill, so new data is verified from storage within a day; on a
+//!   repository's first drill every pack joins the rotation instead.
 //!
 //! One ledger per repository (`<state_dir>/ledger/<repository id>.json`),
 //! shared by the jobs that back up into it; written whole to a temporary
@@ -49,6 +51,8 @@ pub struct Ledger {
 /// The packs one drill reads, by reason.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Selection {
+    /// New since the last drill (the night's backups): read at once.
+    pub fresh: Vec<String>,
     /// Changed in storage since they were read or first listed.
     pub changed: Vec<String>,
     /// At their deadline: not read for `coverage_days - 1` days.
@@ -59,11 +63,15 @@ pub struct Selection {
 
 impl Selection {
     pub fn all(&self) -> impl Iterator<Item = &String> {
-        self.changed.iter().chain(&self.due).chain(&self.rotation)
+        self.fresh
+            .iter()
+            .chain(&self.changed)
+            .chain(&self.due)
+            .chain(&self.rotation)
     }
 
     pub fn len(&self) -> usize {
-        self.changed.len() + self.due.len() + self.rotation.len()
+        self.fresh.len() + self.changed.len() + self.due.len() + self.rotation.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,11 +135,15 @@ impl Ledger {
         let days = days.max(1) as i64;
         let here: HashSet<&str> = listing.iter().map(|e| e.name.as_str()).collect();
         self.packs.retain(|k, _| here.contains(k.as_str()));
+        // the first drill of a repository starts the rotation; later ones
+        // read what is new since the last at once
+        let first = self.packs.is_empty();
         let mut sel = Selection::default();
         // (last read or first seen, read before?, name): the longest
         // unverified first, a never-read pack before one read at that moment
         let mut rest: Vec<(i64, bool, &str)> = Vec::new();
         for e in listing {
+            let new = !self.packs.contains_key(&e.name);
             let m = self.packs.entry(e.name.clone()).or_insert(Mark {
                 seen: now,
                 read: None,
@@ -139,7 +151,9 @@ impl Ledger {
                 mtime: e.mtime,
             });
             let last = m.read.unwrap_or(m.seen);
-            if m.size != e.size || m.mtime != e.mtime {
+            if new && !first {
+                sel.fresh.push(e.name.clone());
+            } else if m.size != e.size || m.mtime != e.mtime {
                 // changed since it was read, or since first listed
                 sel.changed.push(e.name.clone());
             } else if now - last >= (days - 1) * DAY - 3600 {
@@ -151,6 +165,8 @@ impl Ledger {
             }
         }
         let budget = listing.len().div_ceil(days as usize);
+        // (new packs are read on top of the share: a growing repository
+        // must not slow the rotation down)
         let taken = sel.changed.len() + sel.due.len();
         if budget > taken {
             rest.sort();
@@ -239,13 +255,14 @@ mod tests {
         for days in [1u64, 3, 7, 30] {
             let mut l = Ledger::default();
             let mut listing: Vec<Entry> = (0..50).map(|i| entry(i, 0)).collect();
+            let mut next = 50;
             let mut last_read: BTreeMap<String, i64> = BTreeMap::new();
             let t0 = 1_800_000_000;
             for day in 0..90i64 {
                 let now = t0 + day * DAY + (day % 5) * 60; // drills start a little late or early
                 if day % 3 == 0 {
-                    let n = listing.len();
-                    listing.extend((n..n + 4).map(|i| entry(i, now)));
+                    listing.extend((next..next + 4).map(|i| entry(i, now)));
+                    next += 4;
                 }
                 if day == 40 {
                     listing.drain(0..10); // a prune
@@ -253,6 +270,13 @@ mod tests {
                 let sel = l.select(&listing, now, days);
                 let ids: Vec<String> = sel.all().cloned().collect();
                 assert!(sel.rotation.len() <= listing.len().div_ceil(days as usize));
+                if day > 0 && day % 3 == 0 {
+                    assert_eq!(
+                        sel.fresh.len(),
+                        4,
+                        "day {day}: the night's packs read at once"
+                    );
+                }
                 l.record_read(&ids, &listing, now);
                 for id in ids {
                     last_read.insert(id, now);

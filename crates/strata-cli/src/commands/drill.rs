@@ -56,10 +56,85 @@ pub enum DrillCmd {
     /// The coverage ledger of the job's repository: which packs drills have
     /// read whole, and when.
     Ledger { job: String },
+    /// Drill one snapshot of the repository given by --repo (no plan
+    /// needed): restore, verify, coverage, controls and evidence, with no
+    /// source probes.
+    Snapshot {
+        /// The snapshot (an id prefix, or `latest`).
+        id: String,
+        /// Restore and verify everything, and read every stored pack.
+        #[arg(long)]
+        full: bool,
+        /// Where the ledger and the reports go.
+        #[arg(long, default_value = "/var/lib/strata")]
+        state_dir: PathBuf,
+    },
+}
+
+/// `strata drill snapshot ID`: the repository and password from the
+/// global options, no plan.
+fn bare(g: &Global, id: String, full: bool, state_dir: PathBuf) -> Result<u8> {
+    use strata_plan::config::{Repo, Secret};
+    let url = g
+        .repo
+        .as_ref()
+        .context("no repository: give --repo or set STRATA_REPOSITORY")?
+        .display()
+        .to_string();
+    let password = match (&g.password_file, &g.password_command) {
+        (Some(f), _) => Secret::File(f.clone()),
+        (None, Some(c)) => Secret::Command(crate::secret::split_words(c)?),
+        (None, None) => Secret::Env("STRATA_PASSWORD".into()),
+    };
+    let repo = Repo {
+        name: "cli".into(),
+        url,
+        password,
+        token_file: std::env::var_os("STRATA_SERVER_TOKEN_FILE").map(PathBuf::from),
+        fingerprint: g.server_fingerprint.clone(),
+    };
+    let (plan, job) = strata_plan::drill::bare(repo, state_dir);
+    strata_plan::procs::install_interrupt(|_| {});
+    let opts = DrillOptions {
+        kind: if full {
+            DrillKind::Full
+        } else {
+            DrillKind::Sample
+        },
+        groups: job.drill_groups,
+        coverage_days: job.drill_coverage_days,
+        day: None,
+        snapshot: Some(id),
+    };
+    let r = strata_plan::drill::drill(&plan, &job, &opts, &g.term())?;
+    print_report(g, &r)?;
+    Ok(strata_plan::drill::exit_code(r.verdict) as u8)
+}
+
+fn print_report(g: &Global, r: &strata_plan::drill::DrillReport) -> Result<()> {
+    if g.json {
+        super::print_json(r)?;
+    } else if !g.quiet {
+        println!(
+            "drill of {}/{}: {:?} — snapshot {} ({:.0} s old), {} files verified",
+            r.host,
+            r.job,
+            r.verdict,
+            &r.snapshot[..8.min(r.snapshot.len())],
+            r.snapshot_age,
+            r.files_verified
+        );
+        for c in r.checks.iter().chain(&r.controls) {
+            println!("  {:<44} {:?} {}", c.name, c.verdict, c.message);
+        }
+        println!("evidence: {} ({})", r.report_md, r.cast);
+    }
+    Ok(())
 }
 
 fn sub(g: &Global, plan: &Plan, cmd: DrillCmd) -> Result<u8> {
     match cmd {
+        DrillCmd::Snapshot { .. } => unreachable!("handled before the plan is read"),
         DrillCmd::History { job } => {
             let recs = strata_plan::drill::history(plan, plan.job(&job)?)?;
             if g.json {
@@ -125,6 +200,14 @@ fn sub(g: &Global, plan: &Plan, cmd: DrillCmd) -> Result<u8> {
 }
 
 pub fn run(g: &Global, c: Drill) -> Result<u8> {
+    if let Some(DrillCmd::Snapshot {
+        id,
+        full,
+        state_dir,
+    }) = c.cmd
+    {
+        return bare(g, id, full, state_dir);
+    }
     let plan = Plan::load_checked(&c.config, &super::check_step_args)?;
     if let Some(cmd) = c.cmd {
         return sub(g, &plan, cmd);
@@ -142,24 +225,7 @@ pub fn run(g: &Global, c: Drill) -> Result<u8> {
         day: c.day,
         snapshot: c.snapshot,
     };
-    let term = g.term();
-    let r = strata_plan::drill::drill(&plan, job, &opts, &term)?;
-    if g.json {
-        super::print_json(&r)?;
-    } else if !g.quiet {
-        println!(
-            "drill of {}/{}: {:?} — snapshot {} ({:.0} s old), {} files verified",
-            r.host,
-            r.job,
-            r.verdict,
-            &r.snapshot[..8.min(r.snapshot.len())],
-            r.snapshot_age,
-            r.files_verified
-        );
-        for c in r.checks.iter().chain(&r.controls) {
-            println!("  {:<44} {:?} {}", c.name, c.verdict, c.message);
-        }
-        println!("evidence: {} ({})", r.report_md, r.cast);
-    }
+    let r = strata_plan::drill::drill(&plan, job, &opts, &g.term())?;
+    print_report(g, &r)?;
     Ok(strata_plan::drill::exit_code(r.verdict) as u8)
 }

@@ -70,6 +70,24 @@ fn podman(args: &[&str]) -> Vec<u8> {
 }
 
 /// A volume's content, unpacked into `dir` (through `podman volume export`).
+/// The port of a test PostgreSQL (from its URL).
+fn pg_port(pg: &Postgres) -> String {
+    pg.url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Where a podman volume's files are.
+fn volume_dir(vol: &str) -> std::path::PathBuf {
+    let mp = podman(&["volume", "inspect", "--format", "{{.Mountpoint}}", vol]);
+    std::path::PathBuf::from(String::from_utf8(mp).unwrap().trim())
+}
+
 fn unpack_volume(vol: &str, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let tar = podman(&["volume", "export", vol]);
@@ -126,15 +144,7 @@ fn write_plan(env: &Env, path: &Path, port: &str, base: &str, extra_sources: &st
 fn seed_job_dumps_and_files_then_partial_failure() {
     let env = Env::new("plan-seed");
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE myapp");
     psql(
         &port,
@@ -591,10 +601,8 @@ fn daemon_schedules_catch_up_overlap_reload_and_systemd_units() {
         1,
         "{text}"
     );
-    assert!(
-        text.contains("drill-dj: not run: job \"dj\" names no repository"),
-        "{text}"
-    );
+    // (dj has neither a backup nor a replicate step: nothing to drill)
+    assert!(text.contains("drill-dj: NotVerified"), "{text}");
 
     // systemd timers for the same plan
     let units = env.path("units");
@@ -695,15 +703,7 @@ fn procs_with(marker: &str) -> Vec<String> {
 fn run_killed_at_any_step_then_completes_and_children_see_no_secrets() {
     let env = Env::new("plan-kill");
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE myapp");
     psql(
         &port,
@@ -1955,15 +1955,7 @@ fn config_init_from_what_the_host_has() {
     let env = Env::new("plan-init");
     let pool = crate::snapshot::Pool::new(&env, "pinit", &["a"], &["data"]);
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE initshop");
     let vol = format!("strata-init-{}", std::process::id());
     let _vols = Volumes(vec![vol.clone()]);
@@ -2072,15 +2064,7 @@ fn config_init_from_what_the_host_has() {
 fn drill_passes_then_catches_each_fault() {
     let env = Env::new("plan-drill");
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE myapp");
     psql(
         &port,
@@ -2095,15 +2079,8 @@ fn drill_passes_then_catches_each_fault() {
     let _vols = Volumes(vec![vol.clone(), empty.clone()]);
     podman(&["volume", "create", &vol]);
     podman(&["volume", "create", &empty]);
-    let mp = String::from_utf8(podman(&[
-        "volume",
-        "inspect",
-        "--format",
-        "{{.Mountpoint}}",
-        &vol,
-    ]))
-    .unwrap();
-    std::fs::write(Path::new(mp.trim()).join("state.json"), b"{\"ok\": true}\n").unwrap();
+    let mp = volume_dir(&vol);
+    std::fs::write(mp.join("state.json"), b"{\"ok\": true}\n").unwrap();
     let app = env.path("app-data");
     make_tree(&app, 21, 40, 1);
     let (sink, heard) = http_sink();
@@ -2564,15 +2541,7 @@ fn walkdir(d: &Path) -> Vec<std::path::PathBuf> {
 fn drill_killed_at_any_moment_leaves_nothing() {
     let env = Env::new("plan-drill-kill");
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE killme");
     psql(
         &port,
@@ -2582,15 +2551,8 @@ fn drill_killed_at_any_moment_leaves_nothing() {
     let vol = format!("strata-drillkill-{}", std::process::id());
     let _vols = Volumes(vec![vol.clone()]);
     podman(&["volume", "create", &vol]);
-    let mp = String::from_utf8(podman(&[
-        "volume",
-        "inspect",
-        "--format",
-        "{{.Mountpoint}}",
-        &vol,
-    ]))
-    .unwrap();
-    std::fs::write(Path::new(mp.trim()).join("data.bin"), bytes(3, 4 << 20)).unwrap();
+    let mp = volume_dir(&vol);
+    std::fs::write(mp.join("data.bin"), bytes(3, 4 << 20)).unwrap();
     make_tree(&env.path("files"), 31, 40, 2);
     let plan = env.path("strata.toml");
     std::fs::write(
@@ -2686,15 +2648,7 @@ fn drill_from_a_server_repository() {
     let c = srv.client("plan-drill-srv-client", "main", "web1", &token);
     c.ok(&["init"]);
     let pg = Postgres::start(&env);
-    let port = pg
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = pg_port(&pg);
     psql(&port, "postgres", "CREATE DATABASE shop");
     psql(
         &port,
@@ -2704,15 +2658,8 @@ fn drill_from_a_server_repository() {
     let vol = format!("strata-drillsrv-{}", std::process::id());
     let _vols = Volumes(vec![vol.clone()]);
     podman(&["volume", "create", &vol]);
-    let mp = String::from_utf8(podman(&[
-        "volume",
-        "inspect",
-        "--format",
-        "{{.Mountpoint}}",
-        &vol,
-    ]))
-    .unwrap();
-    std::fs::write(Path::new(mp.trim()).join("uploads.bin"), bytes(5, 1 << 20)).unwrap();
+    let mp = volume_dir(&vol);
+    std::fs::write(mp.join("uploads.bin"), bytes(5, 1 << 20)).unwrap();
     make_tree(&env.path("etc"), 41, 30, 0);
     let plan = env.path("strata.toml");
     std::fs::write(

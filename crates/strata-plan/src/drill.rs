@@ -981,12 +981,7 @@ fn read_coverage(
     let ok: Vec<String> = rep.read_ok.iter().map(|i| i.to_hex()).collect();
     ledger.record_read(&ok, &listing, now);
     if rep.errors.is_empty() && rep.broken_snapshots.is_empty() {
-        let snaps: Vec<String> = repo
-            .snapshots()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|(i, _)| i.to_hex())
-            .collect();
+        let snaps: Vec<String> = rep.snapshot_ids.iter().map(|i| i.to_hex()).collect();
         ledger.record_snapshots(&snaps, now);
     }
     ledger

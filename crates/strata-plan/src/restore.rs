@@ -116,17 +116,16 @@ pub fn restore_source(
             snapshot.map(|s| format!(" {s}")).unwrap_or_default()
         ))
     })?;
+    // the source's own connection options and password environment
+    let db_conn = || {
+        crate::sources::db_conn(src)
+            .expect("a database source")
+            .map_err(bad)
+    };
     let (load, env): (Vec<String>, Vec<(String, String)>) = match src {
-        Source::Postgres {
-            host,
-            port,
-            user,
-            password_file,
-            ..
-        } => {
+        Source::Postgres { .. } => {
             let into = into.map_or(format!("{name}_restored"), str::to_string);
-            let (conn, env) =
-                crate::sources::pg_conn(host, port, user, password_file).map_err(bad)?;
+            let (conn, env) = db_conn()?;
             let mut create = vec!["createdb".to_string()];
             create.extend(conn.iter().cloned());
             create.push("--".into());
@@ -145,15 +144,7 @@ pub fn restore_source(
             load.extend(conn);
             (load, env)
         }
-        Source::Mariadb {
-            host,
-            port,
-            socket,
-            user,
-            password_file,
-            defaults_file,
-            ..
-        } => {
+        Source::Mariadb { .. } => {
             let into = into.map_or(format!("{name}_restored"), str::to_string);
             if into.is_empty()
                 || !into
@@ -164,9 +155,7 @@ pub fn restore_source(
                     "--into {into:?}: a MariaDB database name of letters, digits, '_', '-' and '$'"
                 )));
             }
-            let (conn, env) =
-                crate::sources::my_conn(host, port, socket, user, password_file, defaults_file)
-                    .map_err(bad)?;
+            let (conn, env) = db_conn()?;
             let client = crate::sources::my_tools().0;
             let mut create = vec![client.clone()];
             create.extend(conn.iter().cloned());

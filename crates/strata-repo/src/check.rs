@@ -50,6 +50,9 @@ pub struct CheckReport {
     /// The packs read and found whole (a ledger records them).
     #[serde(skip)]
     pub read_ok: Vec<Id>,
+    /// The snapshots whose trees were checked.
+    #[serde(skip)]
+    pub snapshot_ids: Vec<Id>,
 }
 
 impl CheckReport {
@@ -170,6 +173,7 @@ pub fn check(
 
     // snapshots and trees: every referenced blob is indexed
     rep.snapshots = snaps.len();
+    rep.snapshot_ids = snaps.iter().map(|(id, _)| *id).collect();
     progress.start("check trees", Some(snaps.len() as u64), None);
     let roots: Vec<Id> = snaps.iter().map(|s| s.1.tree).collect();
     let (trees, unreadable) = load_trees_lossy(repo, &idx, &roots);

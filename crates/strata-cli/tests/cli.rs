@@ -1,6 +1,7 @@
 //! End-to-end tests of the `strata` binary on real directories.
 
 mod monitor;
+mod openzfs;
 mod plan;
 mod replicate;
 mod s3;

@@ -148,6 +148,16 @@ enum ProbeCfg {
         command: Vec<String>,
         timeout: Option<String>,
     },
+    Boot {
+        root: PathBuf,
+        #[serde(default = "yes")]
+        ssh: bool,
+        #[serde(default)]
+        http: Vec<u16>,
+        console: Option<String>,
+        timeout: Option<String>,
+        memory_mib: Option<u32>,
+    },
 }
 
 /// A drill probe declared in the job's `[job.drill]`.
@@ -165,6 +175,21 @@ pub enum Probe {
         name: String,
         command: Vec<String>,
         timeout: Duration,
+    },
+    /// The full-host drill: the backed-up root filesystem at `root` is
+    /// restored whole, made into a disk image and booted with its own
+    /// kernel in a throwaway VM that has no network but loopback forwards;
+    /// it passes when every declared service answers within `timeout`.
+    Boot {
+        root: PathBuf,
+        /// Guest port 22 must greet with an SSH banner.
+        ssh: bool,
+        /// Guest ports that must answer `GET /` with a status below 500.
+        http: Vec<u16>,
+        /// Text the serial console must show.
+        console: Option<String>,
+        timeout: Duration,
+        memory_mib: u32,
     },
 }
 
@@ -1043,6 +1068,35 @@ impl Plan {
                             command: command.clone(),
                             timeout: dur(timeout, "timeout", &mut errs)
                                 .unwrap_or(Duration::from_secs(600)),
+                        });
+                    }
+                    ProbeCfg::Boot {
+                        root,
+                        ssh,
+                        http,
+                        console,
+                        timeout,
+                        memory_mib,
+                    } => {
+                        if !root.is_absolute() {
+                            errs.push(cx.err(at, format!(
+                                "job {name:?}: drill probe boot root {} is relative — give the path as backed up",
+                                root.display()
+                            )));
+                        }
+                        if !ssh && http.is_empty() && console.is_none() {
+                            errs.push(cx.err(at, format!(
+                                "job {name:?}: drill probe boot waits for nothing — set ssh = true, http = [PORT, …] or console = \"TEXT\""
+                            )));
+                        }
+                        drill_probes.push(Probe::Boot {
+                            root: root.clone(),
+                            ssh: *ssh,
+                            http: http.clone(),
+                            console: console.clone(),
+                            timeout: dur(timeout, "timeout", &mut errs)
+                                .unwrap_or(Duration::from_secs(600)),
+                            memory_mib: memory_mib.unwrap_or(1024).max(256),
                         });
                     }
                 }

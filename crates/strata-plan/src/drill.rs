@@ -1352,6 +1352,23 @@ fn drill_in(
         .unwrap_or_else(|| chrono::Utc::now().timestamp() as u64 / 86400);
     let group = day % opts.groups.max(1);
     let src_prefix = format!("/{}/", crate::sources::DIR);
+    // a root filesystem to boot is restored whole, in a sample too
+    let boot_prefixes: Vec<String> = job
+        .drill_probes
+        .iter()
+        .filter_map(|p| match p {
+            crate::config::Probe::Boot { root, .. } => Some(format!(
+                "{}/",
+                in_snapshot(&job_paths, root).trim_end_matches('/')
+            )),
+            _ => None,
+        })
+        .collect();
+    let in_boot = |p: &str| {
+        boot_prefixes
+            .iter()
+            .any(|b| p.starts_with(b.as_str()) || p == b.trim_end_matches('/'))
+    };
     let chosen_file = |p: &str, n: &Node| -> bool {
         n.kind == NodeKind::File
             && (p.starts_with(&src_prefix) || group_of(p.as_bytes(), opts.groups) == group)
@@ -1374,6 +1391,7 @@ fn drill_in(
         .filter(|(p, n)| {
             opts.kind == DrillKind::Full
                 || chosen_file(p, n)
+                || in_boot(p)
                 || (n.kind == NodeKind::Dir && dirs.contains(p.as_str()))
         })
         .cloned()
@@ -1383,8 +1401,10 @@ fn drill_in(
     } else {
         wanted
             .iter()
-            .filter(|(_, n)| n.kind == NodeKind::File)
-            .filter_map(|(p, _)| strata_repo::glob::Pattern::new(&literal(p)).ok())
+            .filter(|(p, n)| n.kind == NodeKind::File && !in_boot(p))
+            .map(|(p, _)| p.as_str())
+            .chain(boot_prefixes.iter().map(|b| b.trim_end_matches('/')))
+            .filter_map(|p| strata_repo::glob::Pattern::new(&literal(p)).ok())
             .collect()
     };
     let files_wanted = wanted
@@ -1855,17 +1875,7 @@ fn drill_in(
                 min_files,
             } => {
                 let name = format!("probe: files {}", path.display());
-                // a backed-up path sits at the snapshot's root under its own name
-                let inside = job_paths
-                    .iter()
-                    .map(PathBuf::from)
-                    .find_map(|b| {
-                        let rest = path.strip_prefix(&b).ok()?;
-                        let name = b.file_name()?.to_string_lossy().into_owned();
-                        Some(Path::new("/").join(name).join(rest))
-                    })
-                    .unwrap_or_else(|| path.clone());
-                let inside = inside.display().to_string();
+                let inside = in_snapshot(&job_paths, path);
                 let (mut n, mut newest) = (0u64, i64::MIN);
                 let prefix = format!("{}/", inside.trim_end_matches('/'));
                 for (ep, en) in &entries {
@@ -1898,6 +1908,33 @@ fn drill_in(
                     Ok(m) => pass(&name, t, m),
                     Err(m) => fail(&name, t, m),
                 });
+            }
+            crate::config::Probe::Boot {
+                root,
+                ssh,
+                http,
+                console,
+                timeout,
+                memory_mib,
+            } => {
+                let inside = in_snapshot(&job_paths, root);
+                let tree = target.join(inside.trim_start_matches('/'));
+                let (check, ctl) = boot_probe(
+                    &mut cast,
+                    scratch,
+                    &tree,
+                    root,
+                    &crate::boot::Wants {
+                        ssh: *ssh,
+                        http,
+                        console: console.as_deref(),
+                        timeout: *timeout,
+                        memory_mib: *memory_mib,
+                    },
+                    &mut phases,
+                );
+                checks.push(check);
+                controls.extend(ctl);
             }
             crate::config::Probe::Command {
                 name,
@@ -1947,6 +1984,126 @@ fn drill_in(
         cast,
         out,
     )
+}
+
+/// Where a backed-up path sits in the snapshot: at its root, under its own
+/// name (`/srv/app/data` of a backup of `/srv/app` is `/app/data`).
+fn in_snapshot(job_paths: &[String], path: &Path) -> String {
+    job_paths
+        .iter()
+        .map(PathBuf::from)
+        .find_map(|b| {
+            let rest = path.strip_prefix(&b).ok()?;
+            let name = b.file_name()?.to_string_lossy().into_owned();
+            Some(Path::new("/").join(name).join(rest))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The full-host drill (see [`crate::boot`]): disk image from the restored
+/// root, boot its kernel, wait for its services. The check and its control.
+fn boot_probe(
+    cast: &mut Cast,
+    scratch: &Path,
+    tree: &Path,
+    root: &Path,
+    wants: &crate::boot::Wants,
+    phases: &mut BTreeMap<String, f64>,
+) -> (CheckResult, Option<CheckResult>) {
+    let t = Instant::now();
+    let name = format!("probe: boot {}", root.display());
+    let Some((kernel, initrd, version)) = crate::boot::kernel_of(tree) else {
+        return (
+            fail(
+                &name,
+                t,
+                format!(
+                    "no kernel in {}/boot of the restored root (boot/vmlinuz-VERSION): back up /boot with the root filesystem",
+                    root.display()
+                ),
+            ),
+            None,
+        );
+    };
+    let work = scratch.join("boot");
+    if let Err(e) = std::fs::create_dir_all(&work) {
+        return (fail(&name, t, format!("{}: {e}", work.display())), None);
+    }
+    // the kernel and initrd leave the tree that becomes the disk, so QEMU
+    // reads its own copies
+    let (k, i) = (work.join("vmlinuz"), work.join("initrd.img"));
+    if let Err(e) = std::fs::copy(&kernel, &k) {
+        return (fail(&name, t, format!("{}: {e}", kernel.display())), None);
+    }
+    let initrd = initrd.and_then(|src| std::fs::copy(&src, &i).ok().map(|_| i.clone()));
+    let image = work.join("root.img");
+    let mib = crate::boot::tree_bytes(tree) / (1 << 20) * 5 / 4 + 512;
+    let mut mk = argv(&["mke2fs", "-q", "-F", "-t", "ext4"]);
+    mk.extend(crate::boot::root_identity(tree));
+    mk.extend([
+        "-d".to_string(),
+        tree.display().to_string(),
+        image.display().to_string(),
+        format!("{mib}M"),
+    ]);
+    let tm = Instant::now();
+    if let Err(e) = run(cast, &mk, None, Duration::from_secs(1800)) {
+        return (
+            fail(&name, t, format!("cannot make the disk image: {e}")),
+            None,
+        );
+    }
+    phases.insert("boot-image".into(), tm.elapsed().as_secs_f64());
+    cast.line(&format!(
+        "$ qemu-system-x86_64 … -kernel {} (the restored kernel {version}) -drive {}",
+        kernel.display(),
+        image.display()
+    ));
+    let mut spawn = |c: &mut Command| {
+        strata_vm::contain(c);
+        crate::procs::spawn(c)
+    };
+    let mut lines = Vec::new();
+    let b = crate::boot::boot_and_wait(
+        &k,
+        initrd.as_deref(),
+        &image,
+        &work,
+        wants,
+        &mut spawn,
+        &mut |l| lines.push(l.to_string()),
+    );
+    for l in lines {
+        cast.line(&l);
+    }
+    cast.out(&format!("{}\n", b.console_tail));
+    phases.insert("boot".into(), b.boot_secs);
+    let _ = std::fs::remove_file(&image);
+    let check = match b.result {
+        Ok(m) => pass(
+            &name,
+            t,
+            format!(
+                "the restored kernel {version} booted the restored root: {m} (boot to verdict {:.0} s)",
+                b.boot_secs
+            ),
+        ),
+        Err(e) => fail(
+            &name,
+            t,
+            format!(
+                "the restored root booted ({version}) but {e}; console: {}",
+                b.console_tail.lines().last().unwrap_or("").trim()
+            ),
+        ),
+    };
+    cast.line(&format!("{}: {}", check.name, check.message));
+    let ctl = b
+        .control
+        .map(|r| control(&format!("control: {name}"), t, r));
+    (check, ctl)
 }
 
 /// What a drill found, before it is written down.

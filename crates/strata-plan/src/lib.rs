@@ -7,6 +7,7 @@
 //! a stream the engine stores with no temporary file, [`run`] executes a job
 //! and builds its per-step report (exit 0 success, 3 partial, 1 failure).
 
+pub mod boot;
 pub mod config;
 pub mod connect;
 pub mod daemon;

@@ -29,6 +29,10 @@ pub struct Options {
     pub no_rollback: bool,
     pub force_delete: bool,
     pub delete_target_snapshots: bool,
+    /// Receive with the source's recordsize (filesystems).
+    pub preserve_recordsize: bool,
+    /// Receive with every property set locally on the source.
+    pub preserve_properties: bool,
     pub sendoptions: String,
     pub recvoptions: String,
     pub no_privilege_elevation: bool,
@@ -51,8 +55,12 @@ pub struct DatasetResult {
     pub target: String,
     /// 0 ok, 1 warning (skipped), 2 error — syncoid's codes.
     pub code: i32,
-    /// full, incremental, full+incremental, up-to-date, skipped, error.
+    /// full, incremental, full+incremental, bookmark, bookmark+incremental,
+    /// up-to-date, skipped, error.
     pub action: String,
+    /// An interrupted transfer was resumed from its receive resume token
+    /// (its bytes are in the counts).
+    pub resumed: bool,
     /// Snapshots sent, oldest first.
     pub snapshots: Vec<String>,
     /// Bytes of zfs/btrfs stream read from the sender.
@@ -183,8 +191,17 @@ pub struct Snap {
 
 /// Parse `zfs get -Hp guid,creation,createtxg` lines for `ds@…` snapshots.
 pub fn parse_snaps(ds: &str, text: &str) -> Vec<Snap> {
+    parse_marks(ds, '@', text)
+}
+
+/// The same for `ds#…` bookmarks.
+pub fn parse_bookmarks(ds: &str, text: &str) -> Vec<Snap> {
+    parse_marks(ds, '#', text)
+}
+
+fn parse_marks(ds: &str, sep: char, text: &str) -> Vec<Snap> {
     let mut m: BTreeMap<String, Snap> = BTreeMap::new();
-    let prefix = format!("{ds}@");
+    let prefix = format!("{ds}{sep}");
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 3 {
@@ -214,6 +231,91 @@ pub fn parse_snaps(ds: &str, text: &str) -> Vec<Snap> {
             .then(a.name.cmp(&b.name))
     });
     v
+}
+
+/// Properties --preserve-properties never passes to `zfs receive -o`: read
+/// only, fixed at creation, or carried by the stream itself.
+const NOT_PRESERVED: &[&str] = &[
+    "available",
+    "casesensitivity",
+    "clones",
+    "compressratio",
+    "createtxg",
+    "creation",
+    "defer_destroy",
+    "encryption",
+    "encryptionroot",
+    "filesystem_count",
+    "guid",
+    "keystatus",
+    "logicalreferenced",
+    "logicalused",
+    "mounted",
+    "normalization",
+    "objsetid",
+    "origin",
+    "receive_resume_token",
+    "redact_snaps",
+    "refcompressratio",
+    "referenced",
+    "snapshot_count",
+    "snapshots_changed",
+    "type",
+    "used",
+    "usedbychildren",
+    "usedbydataset",
+    "usedbyrefreservation",
+    "usedbysnapshots",
+    "userrefs",
+    "utf8only",
+    "version",
+    "volblocksize",
+    "volsize",
+    "written",
+];
+
+/// The permissions `zfs allow DS` output grants on `ds` to `user` (with
+/// `groups`), directly or through everyone: a parent's "Descendent" and
+/// "Local+Descendent" sections count, `ds`'s own "Local" ones too.
+/// Permission sets (`@name`) are not expanded.
+pub fn delegated(allow: &str, ds: &str, user: &str, groups: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut on = String::new();
+    let mut applies = false;
+    for line in allow.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("---- Permissions on ") {
+            on = rest.trim_end_matches('-').trim().to_string();
+            continue;
+        }
+        if t.ends_with("permissions:") {
+            let own = on == ds;
+            applies = match t {
+                "Local permissions:" => own,
+                "Descendent permissions:" => !own,
+                "Local+Descendent permissions:" => true,
+                _ => false,
+            };
+            continue;
+        }
+        if !applies {
+            continue;
+        }
+        let mut w = t.splitn(3, char::is_whitespace);
+        let (who, rest) = match w.next() {
+            Some("everyone") => (true, t["everyone".len()..].trim()),
+            Some("user") => (w.next() == Some(user), w.next().unwrap_or("").trim()),
+            Some("group") => {
+                let g = w.next().unwrap_or("");
+                (groups.iter().any(|x| x == g), w.next().unwrap_or("").trim())
+            }
+            _ => (false, ""),
+        };
+        if who {
+            out.extend(rest.split(',').map(|p| p.trim().to_string()));
+        }
+    }
+    out
 }
 
 /// The newest snapshot of `src` whose name exists on `dst` with the same guid.
@@ -247,6 +349,8 @@ struct Caps {
     recv_o: Option<bool>,
     encryption: Option<bool>,
     bookmarks: Option<bool>,
+    /// The user strata runs zfs as on this host: (name, is root).
+    user: Option<(String, bool)>,
 }
 
 struct Side {
@@ -341,6 +445,74 @@ impl Side {
                 .map(|o| !o.stderr.contains("invalid option"))
                 .unwrap_or(false)
         })
+    }
+
+    /// The bookmarks of `ds`, oldest first (none where zfs has none).
+    fn list_bookmarks(&mut self, ds: &str) -> Result<Vec<Snap>> {
+        let o = self.host.run(&[
+            "zfs",
+            "get",
+            "-Hpd",
+            "1",
+            "-t",
+            "bookmark",
+            "guid,creation,createtxg",
+            ds,
+        ])?;
+        if !o.ok {
+            if o.stderr.contains("invalid") || o.stderr.contains("not applicable") {
+                return Ok(Vec::new());
+            }
+            return Err(Error::Command {
+                command: format!(
+                    "zfs get -Hpd 1 -t bookmark guid,creation,createtxg {ds} ({})",
+                    self.host.label()
+                ),
+                message: o.stderr.trim().to_string(),
+            });
+        }
+        Ok(parse_bookmarks(ds, &o.stdout))
+    }
+
+    /// Who runs zfs on this host, and whether that is root.
+    fn user(&mut self) -> (String, bool) {
+        self.caps
+            .user
+            .get_or_insert_with(|| {
+                let id = |flag: &str| {
+                    self.host
+                        .run(&["id", flag])
+                        .ok()
+                        .filter(|o| o.ok)
+                        .map(|o| o.stdout.trim().to_string())
+                        .unwrap_or_default()
+                };
+                let uid = id("-u");
+                (id("-un"), uid == "0")
+            })
+            .clone()
+    }
+
+    /// Whether this host's user may do all of `perms` on `ds`: root may;
+    /// anyone else needs them delegated (`zfs allow`) to the user, one of
+    /// its groups or everyone, on `ds` itself or inherited from a parent.
+    fn may(&mut self, ds: &str, perms: &[&str]) -> bool {
+        let (name, root) = self.user();
+        if root {
+            return true;
+        }
+        let groups: Vec<String> = self
+            .host
+            .run(&["id", "-Gn"])
+            .ok()
+            .filter(|o| o.ok)
+            .map(|o| o.stdout.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let Ok(o) = self.host.run(&["zfs", "allow", ds]) else {
+            return false;
+        };
+        let granted = delegated(&o.stdout, ds, &name, &groups);
+        perms.iter().all(|p| granted.iter().any(|g| g == p))
     }
 
     fn bookmarks(&mut self, ds: &str) -> bool {
@@ -802,15 +974,58 @@ impl Replicator<'_> {
 
     /// Receive argv and post-receive property fixes (when `-o`/`-x` are not
     /// supported by the target zfs).
-    fn recv_words(&mut self, dst: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    /// `-o prop=value` words that keep the source's properties
+    /// (--preserve-properties: those set locally, less read-only and
+    /// creation-time ones; --preserve-recordsize: a filesystem's recordsize).
+    fn preserved(&mut self, src: &str) -> Result<Vec<String>> {
+        let mut words = Vec::new();
+        if self.o.preserve_properties {
+            let out = self.src.host.must(&[
+                "zfs",
+                "get",
+                "-s",
+                "local",
+                "-H",
+                "-o",
+                "property,value",
+                "all",
+                src,
+            ])?;
+            for line in out.lines() {
+                let Some((k, v)) = line.split_once('\t') else {
+                    continue;
+                };
+                if !NOT_PRESERVED.contains(&k) {
+                    words.extend(["-o".to_string(), format!("{k}={v}")]);
+                }
+            }
+        } else if self.o.preserve_recordsize {
+            let kind = self
+                .src
+                .host
+                .must(&["zfs", "get", "-H", "-o", "value", "type", src])?;
+            if kind.trim() == "filesystem" {
+                let rs =
+                    self.src
+                        .host
+                        .must(&["zfs", "get", "-H", "-o", "value", "recordsize", src])?;
+                words.extend(["-o".to_string(), format!("recordsize={}", rs.trim())]);
+            }
+        }
+        Ok(words)
+    }
+
+    fn recv_words(&mut self, src: &str, dst: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let mut opts = self.recv_opts.clone();
+        opts.extend(self.preserved(src)?);
         let mut words = vec!["zfs".to_string(), "receive".to_string()];
         let mut fixes = Vec::new();
         let o_ok = self.dst.recv_o(Self::pool(dst));
         let mut i = 0;
-        while i < self.recv_opts.len() {
-            let w = self.recv_opts[i].clone();
+        while i < opts.len() {
+            let w = opts[i].clone();
             if (w == "-o" || w == "-x") && !o_ok {
-                let v = self.recv_opts[i + 1].clone();
+                let v = opts[i + 1].clone();
                 if w == "-o" {
                     fixes.push(vec!["zfs".into(), "set".into(), v, dst.to_string()]);
                 } else {
@@ -836,7 +1051,7 @@ impl Replicator<'_> {
             words.push("-F".into());
         }
         words.push(dst.to_string());
-        (words, fixes)
+        Ok((words, fixes))
     }
 
     fn codec(&self) -> (Codec, Vec<&'static str>, Vec<&'static str>) {
@@ -869,7 +1084,7 @@ impl Replicator<'_> {
         args: Vec<String>,
         label: &str,
     ) -> Result<Transfer> {
-        let (recv, fixes) = self.recv_words(dst);
+        let (recv, fixes) = self.recv_words(src_ds, dst)?;
         let mut send = vec!["zfs".to_string(), "send".to_string()];
         send.extend(args);
         if self.o.dry_run {
@@ -897,7 +1112,6 @@ impl Replicator<'_> {
             self.rep
                 .debug(&format!("{} | strata | {}", sw.join(" "), rw.join(" ")));
         }
-        let _ = src_ds;
         let t = pump(
             &self.src.host,
             &s_stages,
@@ -914,6 +1128,59 @@ impl Replicator<'_> {
             self.dst.host.must(&w)?;
         }
         Ok(t)
+    }
+
+    /// `zfs receive -A`: drops a partial receive state.
+    fn reset_receive(&mut self, dst: &str) -> Result<()> {
+        if self.o.dry_run {
+            self.rep.note(&format!("would run: zfs receive -A {dst}"));
+            return Ok(());
+        }
+        self.dst.host.must(&["zfs", "receive", "-A", dst])?;
+        Ok(())
+    }
+
+    /// `--create-bookmark`: `src#<snap>` for the newest snapshot sent. A
+    /// bookmark of that name that is another snapshot's takes the name with
+    /// the first six digits of the guid appended; if that is taken too by
+    /// another snapshot's, the dataset fails (a message).
+    fn create_bookmark(&mut self, src: &str, snap: &Snap) -> std::result::Result<(), String> {
+        let at = format!("{src}@{}", snap.name);
+        for name in [
+            snap.name.clone(),
+            format!("{}{}", snap.name, &snap.guid[..snap.guid.len().min(6)]),
+        ] {
+            let mark = format!("{src}#{name}");
+            let o = self
+                .src
+                .host
+                .run(&["zfs", "bookmark", &at, &mark])
+                .map_err(|e| e.to_string())?;
+            if o.ok {
+                return Ok(());
+            }
+            let existing = self.src.list_bookmarks(src).map_err(|e| e.to_string())?;
+            if existing
+                .iter()
+                .any(|b| b.name == name && b.guid == snap.guid)
+            {
+                return Ok(());
+            }
+            if existing.iter().any(|b| b.name == name) {
+                self.rep.note(&format!(
+                    "NOTE: bookmark {mark} exists for another snapshot; trying a name with the guid appended"
+                ));
+                continue;
+            }
+            return Err(format!(
+                "CRITICAL ERROR: zfs bookmark {at} {mark} failed: {}",
+                o.stderr.trim()
+            ));
+        }
+        Err(format!(
+            "CRITICAL ERROR: cannot bookmark {at}: {src}#{} and the guid-suffixed name are both bookmarks of other snapshots. Fix: destroy or rename those bookmarks on the source",
+            snap.name
+        ))
     }
 
     fn sync_one(&mut self, src: &str, dst: &str) -> Result<DatasetResult> {
@@ -944,7 +1211,7 @@ impl Replicator<'_> {
                 "NOTE: zfs resume (receive -s / send -t) is not available on both pools: an interrupted transfer restarts from the last complete snapshot",
             );
         }
-        if dst_exists && resume_ok {
+        if dst_exists && self.dst.resume(Self::pool(dst)) {
             let tok = self.dst.host.must(&[
                 "zfs",
                 "get",
@@ -956,11 +1223,36 @@ impl Replicator<'_> {
             ])?;
             let tok = tok.trim();
             if !tok.is_empty() && tok != "-" {
-                let mut args = parse_letters_filter(&self.send_opts, RESUME_LETTERS);
-                args.extend(["-t".to_string(), tok.to_string()]);
-                let t = self.send(src, dst, args, &format!("{src} (resume)"))?;
-                res.stream_bytes += t.stream;
-                res.wire_bytes += t.wire;
+                if resume_ok {
+                    let mut args = parse_letters_filter(&self.send_opts, RESUME_LETTERS);
+                    args.extend(["-t".to_string(), tok.to_string()]);
+                    match self.send(src, dst, args, &format!("{src} (resume)")) {
+                        Ok(t) => {
+                            res.stream_bytes += t.stream;
+                            res.wire_bytes += t.wire;
+                            res.resumed = true;
+                        }
+                        // The snapshot the interrupted send started from is
+                        // gone: that state can never complete.
+                        Err(e)
+                            if ["no longer exists", "cannot resume", "resume stream"]
+                                .iter()
+                                .any(|m| e.to_string().contains(m)) =>
+                        {
+                            self.rep.note(&format!(
+                                "WARN: the interrupted transfer into {dst} cannot be resumed ({}): resetting its partial receive state and sending again",
+                                e.to_string().trim()
+                            ));
+                            self.reset_receive(dst)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    self.rep.note(&format!(
+                        "Resetting partial receive state of {dst} (--no-resume)"
+                    ));
+                    self.reset_receive(dst)?;
+                }
             }
         }
         let listed = self.src.list_snaps(src)?;
@@ -994,17 +1286,30 @@ impl Replicator<'_> {
         let flags = self.send_flags(src);
         let mut dst_exists = dst_exists;
         let mut common: Option<Snap> = None;
+        // With no common snapshot, a source bookmark of a target snapshot
+        // (same guid) is the base: (bookmark, that target snapshot's name).
+        let mut bookmark: Option<(Snap, String)> = None;
         if dst_exists {
             let listed = self.dst.list_snaps(dst)?;
             let dst_snaps = self.filtered(listed);
             common = common_snapshot(&src_snaps, &dst_snaps).cloned();
             if common.is_none() {
-                if !self.src.bookmarks(src) {
+                if self.src.bookmarks(src) {
+                    let marks = self.src.list_bookmarks(src)?;
+                    bookmark = dst_snaps.iter().rev().find_map(|d| {
+                        marks
+                            .iter()
+                            .find(|b| b.guid == d.guid)
+                            .map(|b| (b.clone(), d.name.clone()))
+                    });
+                } else {
                     self.note_once(
                         "bookmarks",
                         "NOTE: this zfs has no bookmarks (zfs-fuse): no bookmark fallback for the common snapshot",
                     );
                 }
+            }
+            if common.is_none() && bookmark.is_none() {
                 let is_root = !dst.contains('/');
                 if self.o.force_delete && !is_root {
                     self.rep.note(&format!(
@@ -1027,11 +1332,55 @@ impl Replicator<'_> {
         // syncoid rolls the target back to the common snapshot first
         // (`zfs rollback -R`; 2.2+ relies on `receive -F` doing the same on
         // OpenZFS, which zfs-fuse's does not), unless --no-rollback.
+        // --force-delete also replaces target snapshots that carry a source
+        // snapshot's name but not its guid (they would block the receive).
+        if dst_exists && self.o.force_delete {
+            for d in self.dst.list_snaps(dst)? {
+                if src_snaps
+                    .iter()
+                    .any(|s| s.name == d.name && s.guid != d.guid)
+                {
+                    self.rep.note(&format!(
+                        "Removing {dst}@{} (--force-delete): the source's snapshot of that name is another one",
+                        d.name
+                    ));
+                    if !self.o.dry_run {
+                        self.dst
+                            .host
+                            .must(&["zfs", "destroy", &format!("{dst}@{}", d.name)])?;
+                    }
+                }
+            }
+        }
+        // A target with snapshots after the common one has diverged: the
+        // rollback destroys them. A user the target has not delegated
+        // destroy and rollback to (a receive-only account, the seed's
+        // ransomware defence) gets a clear error and no attempt.
+        let matching = common
+            .as_ref()
+            .map(|c| c.name.clone())
+            .or_else(|| bookmark.as_ref().map(|(_, d)| d.clone()));
         if dst_exists && !self.o.no_rollback {
-            if let Some(c) = &common {
+            if let Some(m) = &matching {
                 let listed = self.dst.list_snaps(dst)?;
-                if listed.last().is_some_and(|l| l.name != c.name) && c.name != newest.name {
-                    let at = format!("{dst}@{}", c.name);
+                let after: Vec<String> = listed
+                    .iter()
+                    .skip_while(|l| &l.name != m)
+                    .skip(1)
+                    .map(|l| l.name.clone())
+                    .collect();
+                if !after.is_empty() && *m != newest.name {
+                    if !self.o.dry_run && !self.dst.may(dst, &["destroy", "rollback"]) {
+                        let (user, _) = self.dst.user();
+                        res.code = 2;
+                        res.action = "error".into();
+                        res.message = format!(
+                            "CRITICAL ERROR: Target {dst} has diverged from {src}: it has snapshot(s) after the last common one @{m} that the source does not have ({}). Replicating would need `zfs rollback -R {dst}@{m}`, which destroys them, and user {user} may not (no delegated destroy and rollback on {dst}, as a receive-only account should be). Nothing was changed. Fix: have the target's administrator look at those snapshots and destroy or rename them, or replicate into a new dataset.",
+                            after.join(", ")
+                        );
+                        return Ok(res);
+                    }
+                    let at = format!("{dst}@{m}");
                     if self.o.dry_run {
                         self.rep.note(&format!("would run: zfs rollback -R {at}"));
                     } else {
@@ -1040,8 +1389,41 @@ impl Replicator<'_> {
                 }
             }
         }
+        // From a bookmark: to the first source snapshot at or after it, or
+        // straight to the newest with --no-stream; then on as usual.
+        if let Some((bm, _)) = &bookmark {
+            let next = if self.o.no_stream {
+                None
+            } else {
+                src_snaps
+                    .iter()
+                    .find(|s| {
+                        if s.txg > 0 && bm.txg > 0 {
+                            s.txg >= bm.txg
+                        } else {
+                            s.creation >= bm.creation
+                        }
+                    })
+                    .cloned()
+            };
+            let to = next.unwrap_or_else(|| newest.clone());
+            let mut args = flags.clone();
+            args.extend([
+                "-i".to_string(),
+                format!("{src}#{}", bm.name),
+                format!("{src}@{}", to.name),
+            ]);
+            let t = self.send(src, dst, args, &format!("{src}#{} … {}", bm.name, to.name))?;
+            res.stream_bytes += t.stream;
+            res.wire_bytes += t.wire;
+            res.action = "bookmark".into();
+            common = Some(to);
+        }
         let filters = !self.include_snaps.is_empty() || !self.exclude_snaps.is_empty();
         let mut sent: Vec<String> = Vec::new();
+        if bookmark.is_some() {
+            sent.push(common.as_ref().expect("set above").name.clone());
+        }
         if !dst_exists {
             let first = if self.o.no_stream {
                 newest.clone()
@@ -1095,10 +1477,10 @@ impl Replicator<'_> {
                 }
                 sent.push(to);
             }
-            res.action = if res.action == "full" {
-                "full+incremental".into()
-            } else {
-                "incremental".into()
+            res.action = match res.action.as_str() {
+                "full" => "full+incremental".into(),
+                "bookmark" => "bookmark+incremental".into(),
+                _ => "incremental".into(),
             };
         } else if res.action.is_empty() {
             res.action = "up-to-date".into();
@@ -1136,18 +1518,11 @@ impl Replicator<'_> {
         }
         if self.o.create_bookmark && self.o.no_sync_snap {
             if self.src.bookmarks(src) {
-                let o = self.src.host.run(&[
-                    "zfs",
-                    "bookmark",
-                    &format!("{src}@{}", newest.name),
-                    &format!("{src}#{}", newest.name),
-                ])?;
-                if !o.ok && !o.stderr.contains("exists") {
-                    self.rep.note(&format!(
-                        "WARN: bookmark {src}#{} failed: {}",
-                        newest.name,
-                        o.stderr.trim()
-                    ));
+                if let Err(msg) = self.create_bookmark(src, &newest) {
+                    res.code = 2;
+                    res.action = "error".into();
+                    res.message = msg;
+                    return Ok(res);
                 }
             } else {
                 self.note_once(
@@ -1277,6 +1652,44 @@ mod tests {
         );
         // "tank:x" is a local dataset when pool "tank" exists.
         assert_eq!(parse_endpoint("tank:x/y", &pools).remote, None);
+    }
+
+    #[test]
+    fn delegations_apply_by_section_and_subject() {
+        let allow = "---- Permissions on data1/apollo/zroot ----------------------------\n\
+Local permissions:\n\
+\tuser backup destroy\n\
+---- Permissions on data1/apollo -----------------------------------------\n\
+Local permissions:\n\
+\tuser backup rollback\n\
+Descendent permissions:\n\
+\tgroup ops hold\n\
+Local+Descendent permissions:\n\
+\tuser backup create,mount,receive\n\
+\tuser other destroy\n\
+\teveryone userprop\n";
+        let mut got = delegated(allow, "data1/apollo/zroot", "backup", &["ops".into()]);
+        got.sort();
+        // the parent's Local-only rollback does not reach the child; its own
+        // Local destroy does
+        assert_eq!(
+            got,
+            ["create", "destroy", "hold", "mount", "receive", "userprop"]
+        );
+        let got = delegated(allow, "data1/apollo/zroot", "nobody", &[]);
+        assert_eq!(got, ["userprop"]);
+    }
+
+    #[test]
+    fn bookmarks_parse_apart_from_snapshots() {
+        let text = "p/a#b1\tguid\t7\np/a#b1\tcreatetxg\t9\np/a@s1\tguid\t7\n";
+        let b = parse_bookmarks("p/a", text);
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            (b[0].name.as_str(), b[0].guid.as_str(), b[0].txg),
+            ("b1", "7", 9)
+        );
+        assert_eq!(parse_snaps("p/a", text)[0].name, "s1");
     }
 
     #[test]

@@ -55,6 +55,12 @@ pub struct Replicate {
     /// Destroy target snapshots whose name is not on the source.
     #[arg(long)]
     pub delete_target_snapshots: bool,
+    /// Receive with the source's recordsize (filesystems).
+    #[arg(long)]
+    pub preserve_recordsize: bool,
+    /// Receive with every property set locally on the source (zfs receive -o).
+    #[arg(long)]
+    pub preserve_properties: bool,
     /// zfs send flags as letters, e.g. "w" (raw) or "Lce".
     #[arg(long, default_value = "", value_name = "LETTERS")]
     pub sendoptions: String,
@@ -147,6 +153,8 @@ const LONG: &[&str] = &[
     "no-rollback",
     "force-delete",
     "delete-target-snapshots",
+    "preserve-recordsize",
+    "preserve-properties",
     "sendoptions",
     "recvoptions",
     "no-privilege-elevation",
@@ -252,6 +260,8 @@ pub fn run(g: &Global, c: Replicate) -> Result<u8> {
         no_rollback: c.no_rollback,
         force_delete: c.force_delete,
         delete_target_snapshots: c.delete_target_snapshots,
+        preserve_recordsize: c.preserve_recordsize,
+        preserve_properties: c.preserve_properties,
         sendoptions: c.sendoptions,
         recvoptions: c.recvoptions,
         no_privilege_elevation: c.no_privilege_elevation,

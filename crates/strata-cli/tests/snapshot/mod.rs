@@ -274,7 +274,7 @@ impl Drop for Btrfs {
     }
 }
 
-const SEED_DATASETS: [&str; 11] = [
+pub(crate) const SEED_DATASETS: [&str; 11] = [
     "ROOT",
     "ROOT/default",
     "usr",
@@ -288,7 +288,7 @@ const SEED_DATASETS: [&str; 11] = [
     "bastille/jails/nginx",
 ];
 
-fn seed_conf() -> String {
+pub(crate) fn seed_conf() -> String {
     std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/seed-sanoid.conf"
@@ -334,7 +334,7 @@ fn ninety_days(clock: &Clock, conf_dir: &Path, env: &Env) -> NaiveDate {
 /// The names sanoid's formulas leave after 90 days: the dailies of the last
 /// 14 days and the weeklies of the last 4 Tuesdays (weekly_wday = Monday at
 /// 23:30, so the 00:00 run after it), all `autosnap_<date>_00:00:0S_<type>`.
-fn check_seed_names(names: &[String], last: NaiveDate, dailies: i64, weeklies: usize) {
+pub(crate) fn check_seed_names(names: &[String], last: NaiveDate, dailies: i64, weeklies: usize) {
     let mut d: Vec<&String> = names.iter().filter(|n| n.ends_with("_daily")).collect();
     let mut w: Vec<&String> = names.iter().filter(|n| n.ends_with("_weekly")).collect();
     d.sort();

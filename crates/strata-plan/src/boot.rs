@@ -153,7 +153,7 @@ pub fn boot_and_wait(
                 "console showed {text:?} after {:.0} s",
                 t.elapsed().as_secs_f64()
             )),
-            Err(e) => result = Err(first_line(&e.to_string())),
+            Err(e) => result = Err(why(e, w.timeout)),
         }
     }
     if result.is_ok() && w.ssh {
@@ -162,7 +162,7 @@ pub fn boot_and_wait(
                 "ssh answered after {:.0} s",
                 t.elapsed().as_secs_f64()
             )),
-            Err(e) => result = Err(first_line(&e.to_string())),
+            Err(e) => result = Err(why(e, w.timeout)),
         }
     }
     for port in w.http {
@@ -179,7 +179,16 @@ pub fn boot_and_wait(
                     "HTTP on guest port {port} answered {status}, a server error"
                 ))
             }
-            Err(e) => result = Err(first_line(&e.to_string())),
+            Err(e) => {
+                let mut m = why(e, w.timeout);
+                if !seen.is_empty() {
+                    m.push_str(&format!(
+                        " although the system is up ({}): is its service missing or failing?",
+                        seen.join("; ")
+                    ));
+                }
+                result = Err(m)
+            }
         }
     }
     let boot_secs = t.elapsed().as_secs_f64();
@@ -205,8 +214,18 @@ pub fn boot_and_wait(
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
+/// A failed wait in the report's words (the console goes to the cast).
+fn why(e: strata_vm::Error, timeout: Duration) -> String {
+    match e {
+        strata_vm::Error::Timeout { what, .. } => format!(
+            "{what} did not happen within {} s of boot",
+            timeout.as_secs()
+        ),
+        strata_vm::Error::Exited { what, status, .. } => {
+            format!("the VM stopped ({status}) before {what}")
+        }
+        e => e.to_string().lines().next().unwrap_or("").to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -2094,7 +2094,7 @@ fn boot_probe(
             &name,
             t,
             format!(
-                "the restored root booted ({version}) but {e}; console: {}",
+                "the restored kernel {version} started, but {e}; the console's last line: {:?}",
                 b.console_tail.lines().last().unwrap_or("").trim()
             ),
         ),

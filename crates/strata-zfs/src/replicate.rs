@@ -56,7 +56,8 @@ pub struct DatasetResult {
     /// 0 ok, 1 warning (skipped), 2 error — syncoid's codes.
     pub code: i32,
     /// full, incremental, full+incremental, bookmark, bookmark+incremental,
-    /// up-to-date, skipped, error.
+    /// resumed (an interrupted transfer completed, nothing newer), up-to-date,
+    /// skipped, error.
     pub action: String,
     /// An interrupted transfer was resumed from its receive resume token
     /// (its bytes are in the counts).
@@ -1483,7 +1484,11 @@ impl Replicator<'_> {
                 _ => "incremental".into(),
             };
         } else if res.action.is_empty() {
-            res.action = "up-to-date".into();
+            res.action = if res.resumed {
+                "resumed".into()
+            } else {
+                "up-to-date".into()
+            };
         }
         res.snapshots = sent;
         if self.o.dry_run {

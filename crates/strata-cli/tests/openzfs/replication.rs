@@ -5,20 +5,21 @@
 use super::{file_contains, snapshot_guids, Guest};
 
 /// The seed's line, unchanged apart from names (`zroot` → the source pool,
-/// `backup@ab1234c.rsync.net:data1/apollo/zroot` → a user on the same VM
-/// reached through an ssh config entry, as the seed's `rsync_backup`).
+/// `backup@ab1234c.rsync.net:data1/apollo/zroot` → the user `zrecv` on the
+/// same VM — Debian already has a system user `backup` — reached through an
+/// ssh config entry, as the seed's `rsync_backup`).
 const SEED_LINE: &str = r#"/usr/local/lib/strata/syncoid --no-sync-snap --no-privilege-elevation --recursive \
     --sendoptions="w" \
     --exclude="zroot/tmp" \
     --exclude="zroot/bastille/logs" \
     --exclude="zroot/bastille/jails/nginx/cache" \
     --recvoptions="u o canmount=off o mountpoint=none" \
-    "zroot" "backup@rsync_backup:data1/apollo/zroot""#;
+    "zroot" "zrecv@rsync_backup:data1/apollo/zroot""#;
 
 /// Source pool `zroot` on /dev/vdb, encrypted at its root (key in a file on
 /// the source only), with the seed's excluded datasets; target pool `data1`
 /// on /dev/vdc with `data1/apollo` delegated to the unprivileged `backup`
-/// user (receive, create, mount and the two received properties — nothing
+/// user `zrecv` (receive, create, mount and the two received properties — nothing
 /// that destroys), reached over ssh with its own key.
 fn seed_hosts(g: &Guest) {
     g.sh(r#"set -e
@@ -29,15 +30,15 @@ for ds in usr usr/home var tmp bastille bastille/logs bastille/jails bastille/ja
   bastille/jails/nginx/cache bastille/jails/nginx/root; do zfs create zroot/$ds; done
 zpool create -f -O mountpoint=none data1 /dev/vdc
 zfs create data1/apollo
-useradd -m -s /bin/sh backup
-zfs allow -u backup receive,create,mount,canmount,mountpoint data1/apollo
+useradd -m -s /bin/sh zrecv
+zfs allow -u zrecv receive,create,mount,canmount,mountpoint data1/apollo
 ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519_backup
-install -d -o backup -m 700 /home/backup/.ssh
-install -o backup -m 600 /root/.ssh/id_ed25519_backup.pub /home/backup/.ssh/authorized_keys
+install -d -o zrecv -m 700 /home/zrecv/.ssh
+install -o zrecv -m 600 /root/.ssh/id_ed25519_backup.pub /home/zrecv/.ssh/authorized_keys
 cat > /root/.ssh/config <<EOF
 Host rsync_backup
     HostName 127.0.0.1
-    User backup
+    User zrecv
     Port 22
     IdentityFile /root/.ssh/id_ed25519_backup
     Compression yes
@@ -48,7 +49,7 @@ EOF
 "#);
 }
 
-/// Runs `script` as the target's `backup` user, over ssh as strata does.
+/// Runs `script` as the target's `zrecv` user, over ssh as strata does.
 fn as_backup(g: &Guest, script: &str) -> std::process::Output {
     g.run(&format!(
         "ssh -o BatchMode=yes rsync_backup {}",
@@ -126,7 +127,7 @@ fn seed_line_raw_encrypted_to_receive_only_user() {
         !file_contains(&g.disks[1], marker.as_bytes()),
         "the source's marker is readable in the target pool's image"
     );
-    g.sh("zpool import -d /dev/vdc data1 && zfs destroy -r data1/control");
+    g.sh("zpool import -d /dev data1 && zfs destroy -r data1/control");
 
     // Incremental: only the new snapshot's changes travel.
     g.sh(
@@ -163,7 +164,7 @@ fn seed_line_raw_encrypted_to_receive_only_user() {
         format!("zfs rename {recv}/usr/home {recv}/usr/gone"),
     ] {
         let o = as_backup(&g, &attack);
-        assert!(!o.status.success(), "{attack} succeeded as backup");
+        assert!(!o.status.success(), "{attack} succeeded as zrecv");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("permission denied"), "{attack}: {err}");
     }
@@ -253,6 +254,7 @@ fn interrupted_receive_resumes_and_bookmark_is_a_base() {
         "resume: full stream {full} B, received before the kill {already} B, resumed run {r}"
     );
     assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(r["action"], "resumed", "{r}");
     let rest = r["stream_bytes"].as_u64().unwrap();
     assert!(
         rest < full - already / 2,
@@ -272,7 +274,7 @@ fn interrupted_receive_resumes_and_bookmark_is_a_base() {
         snapshot_guids(&g, "dst/data"),
         snapshot_guids(&g, "src/data")
     );
-    g.sh("zfs set mountpoint=/restored dst/data && zfs mount dst/data");
+    g.sh("zfs set mountpoint=/restored dst/data; zfs mount dst/data 2>/dev/null; mountpoint -q /restored");
     let sums = g.sh("sha256sum /src/data/big /restored/big | cut -d' ' -f1");
     let s: Vec<&str> = sums.lines().collect();
     assert_eq!(s[0], s[1], "the resumed copy is bit-exact");

@@ -3044,3 +3044,5 @@ fn drill_drift_against_the_live_source() {
         "{msg}"
     );
 }
+
+mod fullhost;

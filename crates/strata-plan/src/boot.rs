@@ -39,7 +39,7 @@ pub fn kernel_of(tree: &Path) -> Option<(PathBuf, Option<PathBuf>, String)> {
                 .map(str::to_string)
         })
         .collect();
-    versions.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    versions.sort_by_key(|a| version_key(a));
     let v = versions.pop()?;
     let initrd = boot.join(format!("initrd.img-{v}"));
     Some((

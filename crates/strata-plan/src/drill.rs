@@ -133,6 +133,8 @@ pub struct DrillReport {
     pub cast_blake3: String,
     pub report_json: String,
     pub report_md: String,
+    /// The same report as a self-contained HTML page (the console inside).
+    pub report_html: String,
 }
 
 /// The drill's console, recorded as an asciicast v2 file.
@@ -162,6 +164,19 @@ impl Cast {
 
     fn line(&mut self, text: &str) {
         self.out(&format!("{text}\n"));
+    }
+
+    /// What the console showed, as plain text.
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for e in &self.events {
+            if let Ok(serde_json::Value::Array(a)) = serde_json::from_str(e) {
+                if let Some(d) = a.get(2).and_then(|d| d.as_str()) {
+                    s.push_str(&d.replace("\r\n", "\n"));
+                }
+            }
+        }
+        s
     }
 
     fn write(&self, path: &Path, title: &str) -> std::io::Result<String> {
@@ -1095,6 +1110,7 @@ fn store_record(
     let streams = vec![
         file("report.json", read(&r.report_json)?),
         file("report.md", read(&r.report_md)?),
+        file("report.html", read(&r.report_html)?),
         file("drill.cast", read(&r.cast)?),
     ];
     let opts = strata_repo::backup::BackupOptions {
@@ -2279,6 +2295,7 @@ fn finish(ctx: &Ctx, repo: Option<&Repository>, mut cast: Cast, o: Outcome) -> R
         cast_blake3: cast_hash,
         report_json: base.with_extension("json").display().to_string(),
         report_md: base.with_extension("md").display().to_string(),
+        report_html: base.with_extension("html").display().to_string(),
     };
     std::fs::write(
         &report.report_json,
@@ -2286,6 +2303,8 @@ fn finish(ctx: &Ctx, repo: Option<&Repository>, mut cast: Cast, o: Outcome) -> R
     )
     .map_err(|e| bad(e.to_string()))?;
     std::fs::write(&report.report_md, markdown(&report)).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(&report.report_html, html(&report, &cast.text()))
+        .map_err(|e| bad(e.to_string()))?;
     // the evidence, encrypted in the repository: it outlives this host, and
     // a backup token can add records but never remove one
     match repo.map(|r| store_record(r, plan, job, &report)) {
@@ -2332,6 +2351,83 @@ fn human(s: f64) -> String {
     } else {
         format!("{s:.0} s")
     }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report as one HTML page: verdict, recovery point and time, every
+/// check and control with its verdict, coverage, tools, the console.
+fn html(r: &DrillReport, console: &str) -> String {
+    let word = |v: Verdict| match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::NotVerified => "not-verified",
+    };
+    let rows = |list: &[CheckResult]| -> String {
+        list.iter()
+            .map(|c| {
+                format!(
+                    "<tr class={v}><td>{}</td><td>{v}</td><td>{}</td><td>{:.1} s</td></tr>",
+                    esc(&c.name),
+                    esc(&c.message),
+                    c.duration,
+                    v = word(c.verdict)
+                )
+            })
+            .collect()
+    };
+    let phases: String = r
+        .phases
+        .iter()
+        .map(|(k, v)| format!("<tr><td>{}</td><td>{v:.1} s</td></tr>", esc(k)))
+        .collect();
+    let tools: String = r
+        .tools
+        .iter()
+        .map(|(k, v)| format!("<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v)))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Drill of {host}/{job}: {verdict}</title><style>\
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:1em 0}}\
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}\
+.pass td:nth-child(2){{color:#1a7f37}}.fail td:nth-child(2){{color:#cf222e;font-weight:bold}}\
+.not-verified td:nth-child(2){{color:#9a6700;font-weight:bold}}h1 .v{{padding:0 .3em}}\
+h1 .pass{{background:#dafbe1}}h1 .fail{{background:#ffebe9}}h1 .not-verified{{background:#fff8c5}}\
+pre{{background:#f6f8fa;padding:1em;overflow:auto;font-size:12px}}</style></head><body>\
+<h1>Drill of {host}/{job}: <span class=\"v {verdict}\" id=verdict>{verdict}</span></h1>\
+<p>Snapshot <code>{snap}</code> of {time} — recovery point {age} old; {kind:?} drill; \
+{files} files, {bytes} bytes verified. Coverage: {pc} of {p} packs read within {days} days \
+(oldest {oldest:.1} days), {sc} of {s} snapshots checked.</p>\
+<h2>Checks</h2><table id=checks><tr><th>check</th><th>verdict</th><th>detail</th><th>time</th></tr>{checks}</table>\
+<h2>Negative controls (each must go red)</h2><table id=controls><tr><th>control</th><th>verdict</th><th>detail</th><th>time</th></tr>{controls}</table>\
+<h2>Recovery time by phase</h2><table>{phases}</table><h2>Tools</h2><table>{tools}</table>\
+<h2>Console</h2><p>The asciicast <code>{cast}</code> (blake3 {hash}) replays it with timing.</p><pre>{console}</pre></body></html>\n",
+        host = esc(&r.host),
+        job = esc(&r.job),
+        verdict = word(r.verdict),
+        snap = esc(&r.snapshot[..16.min(r.snapshot.len())]),
+        time = esc(&r.snapshot_time),
+        age = human(r.snapshot_age),
+        kind = r.kind,
+        files = r.files_verified,
+        bytes = r.bytes_verified,
+        pc = r.coverage.packs_covered,
+        p = r.coverage.packs,
+        days = r.coverage.coverage_days,
+        oldest = r.coverage.oldest_days,
+        sc = r.coverage.snapshots_covered,
+        s = r.coverage.snapshots,
+        checks = rows(&r.checks),
+        controls = rows(&r.controls),
+        cast = esc(&r.cast),
+        hash = esc(&r.cast_blake3),
+        console = esc(console),
+    )
 }
 
 fn markdown(r: &DrillReport) -> String {

@@ -52,6 +52,9 @@ pub enum DrillCmd {
         /// Also write the drill's recording (asciicast v2) to this file.
         #[arg(long)]
         cast: Option<PathBuf>,
+        /// Print the HTML report instead of the Markdown one.
+        #[arg(long)]
+        html: bool,
     },
     /// The coverage ledger of the job's repository: which packs drills have
     /// read whole, and when.
@@ -154,7 +157,12 @@ fn sub(g: &Global, plan: &Plan, cmd: DrillCmd) -> Result<u8> {
                 }
             }
         }
-        DrillCmd::Show { job, id, cast } => {
+        DrillCmd::Show {
+            job,
+            id,
+            cast,
+            html,
+        } => {
             let files = strata_plan::drill::read_record(plan, plan.job(&job)?, &id)?;
             let get = |n: &str| {
                 files
@@ -167,6 +175,8 @@ fn sub(g: &Global, plan: &Plan, cmd: DrillCmd) -> Result<u8> {
             }
             let out = if g.json {
                 get("report.json")?
+            } else if html {
+                get("report.html")?
             } else {
                 get("report.md")?
             };

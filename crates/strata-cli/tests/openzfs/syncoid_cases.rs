@@ -23,6 +23,9 @@ const SYNCOID: &str = "/usr/local/lib/strata/syncoid";
 
 type Check = Result<(), String>;
 
+/// (syncoid's case name, the case, its pool).
+type Case = (&'static str, fn(&Guest) -> Check, &'static str);
+
 /// A pool `name` on a sparse file of `size` (e.g. "200M") in the VM's /tmp,
 /// created with `opts` (the original's `-m none` or `-O mountpoint=…`).
 fn pool(g: &Guest, name: &str, size: &str, opts: &str) {
@@ -675,7 +678,7 @@ fn case_014(g: &Guest) -> Check {
 #[test]
 fn syncoid_cases() {
     let g = Guest::boot("syncoid", &[]);
-    let cases: [(&str, fn(&Guest) -> Check, &str); 14] = [
+    let cases: [Case; 14] = [
         (
             "001_bookmark_replication_intermediate",
             case_001,

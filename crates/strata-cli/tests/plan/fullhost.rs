@@ -115,6 +115,58 @@ fn full_host_drill_boots_the_restored_root() {
     );
     assert!(r["phases"]["boot"].as_f64().unwrap() > 1.0, "{r}");
     assert_eq!(our_vms(&env), 0, "the VM is gone after the drill");
+    // the HTML report, here and in the repository's drill record
+    let page = std::fs::read_to_string(r["report_html"].as_str().unwrap()).unwrap();
+    assert!(
+        page.contains("<span class=\"v pass\" id=verdict>pass</span>"),
+        "{page}"
+    );
+    assert!(page.contains("<tr class=pass><td>probe: boot "), "{page}");
+    assert!(page.contains("<tr class=pass><td>control: probe: boot "));
+    assert!(page.contains("qemu-system-x86_64"), "the console is in it");
+    let rec = r["record"].as_str().expect("a drill record");
+    let shown = env.ok(&[
+        "drill",
+        "show",
+        "host",
+        &rec[..10],
+        "--html",
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(shown, page);
+
+    // kill -9 of the drill while the VM boots: the VM dies with it, and
+    // the next drill runs clean.
+    let mut child = env
+        .cmd()
+        .args(["drill", "host", "--quiet", "--config", &cfg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while our_vms(&env) == 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(300),
+            "the drill never started its VM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let t = std::time::Instant::now();
+    while our_vms(&env) > 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "the VM outlived the killed drill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, r) = drill(&env, &cfg);
+    assert_eq!(r["verdict"], "pass", "the drill after the kill: {r}");
+    assert_eq!(our_vms(&env), 0);
 
     // The unit is missing from the next backup: the drill fails, naming
     // the probe and the port that stayed silent.

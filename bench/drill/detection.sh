@@ -9,12 +9,15 @@
 #   rot    a byte flipped and the mtime put back (what bit rot below the
 #          filesystem looks like to strata: only reading finds it)
 #
-#   STRATA=target/release/strata TRIALS=20 DAYS=30 COVERAGE_DAYS=7 bench/drill/detection.sh
+#   STRATA=target/release/strata TRIALS=20 DAYS=30 bench/drill/detection.sh
+#   COVERAGE_DAYS=7 sets [job.drill] coverage_days; unset, the default
+#   applies (as many days as the daily read budget needs: 1 here)
 set -euo pipefail
 STRATA=${STRATA:-$PWD/target/release/strata}
 TRIALS=${TRIALS:-20}
 DAYS=${DAYS:-30}
-COVER=${COVERAGE_DAYS:-7}
+COVER=${COVERAGE_DAYS:-}
+WARM=7
 W=${WORK:-/tmp/strata-detect}
 FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 [ -e "$FT" ] || { echo "needs libfaketime (apt-get install faketime)" >&2; exit 2; }
@@ -73,7 +76,7 @@ password_env = "STRATA_PASSWORD"
 [[job]]
 name = "j"
 [job.drill]
-coverage_days = $COVER
+${COVER:+coverage_days = $COVER}
 
 [[job.step]]
 kind = "backup"
@@ -88,13 +91,13 @@ grow "$T/data" 400
 plan "$T"
 at "$S" init --repo "$T/repo" --pack-size 4 >/dev/null
 # a week of nights before the trials: the ledger's rotation runs in
-for d in $(seq 0 $((COVER - 1))); do
+for d in $(seq 0 $((WARM - 1))); do
   grow "$T/data" 8
   at $((S + d * DAY + 3600)) run j --quiet --config "$T/strata.toml"
   at $((S + d * DAY + 5 * 3600 + 900)) drill j --quiet --config "$T/strata.toml"
 done
-S=$((S + COVER * DAY))
-echo "template: $(find "$T/repo/data" -type f | wc -l) packs, $(du -sm "$T/repo" | cut -f1) MB; drills daily 05:15, coverage_days $COVER"
+S=$((S + WARM * DAY))
+echo "template: $(find "$T/repo/data" -type f | wc -l) packs, $(du -sm "$T/repo" | cut -f1) MB; drills daily 05:15, coverage_days ${COVER:-default}"
 
 results=$W/results.tsv
 : > "$results"
@@ -107,7 +110,7 @@ for i in $(seq 1 "$TRIALS"); do
   u=$(( S + $(python3 -c "import random; print(random.randrange($DAYS * $DAY))") ))
   hit=""
   done_=""
-  for d in $(seq 0 $((DAYS + COVER + 1))); do
+  for d in $(seq 0 $((DAYS + ${COVER:-1} + 1))); do
     for ev in backup drill; do
       if [ $ev = backup ]; then t=$((S + d * DAY + 3600)); else t=$((S + d * DAY + 5 * 3600 + 900)); fi
       if [ -z "$hit" ] && [ "$u" -le "$t" ]; then hit=$(corrupt "$W/t/repo" $kind); fi

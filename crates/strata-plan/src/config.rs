@@ -116,8 +116,11 @@ struct JobCfg {
 struct DrillCfg {
     /// Rotation groups of the sample drill: every file once in this many days.
     groups: Option<u64>,
-    /// Every stored pack is read within this many days (default 7).
+    /// Every stored pack is read within this many days (default: as the
+    /// daily read budget allows, 1 while the repository fits it).
     coverage_days: Option<u64>,
+    /// The most a daily sample drill reads for coverage (default 20GiB).
+    read_budget: Option<String>,
     /// Drift against the live source: the most the file count of a backed-up
     /// path may differ, in percent of the snapshot's (default 10).
     drift_count_tolerance: Option<f64>,
@@ -431,8 +434,11 @@ pub struct Job {
     pub drill_probes: Vec<Probe>,
     /// Rotation groups of a sample drill.
     pub drill_groups: u64,
-    /// Sample drills read every stored pack within this many days.
+    /// Sample drills read every stored pack within this many days (0: as
+    /// `drill_read_budget` allows, see `ledger::coverage_days`).
     pub drill_coverage_days: u64,
+    /// Bytes a daily sample drill may read for coverage (0: the default).
+    pub drill_read_budget: u64,
     /// Drift against the live source: (file-count tolerance in percent,
     /// files whose content is compared).
     pub drill_drift: (f64, u64),
@@ -1106,8 +1112,23 @@ impl Plan {
                 .drill
                 .as_ref()
                 .and_then(|d| d.coverage_days)
-                .unwrap_or(7)
-                .max(1);
+                .map(|d| d.max(1))
+                .unwrap_or(0);
+            let drill_read_budget = match j.drill.as_ref().and_then(|d| d.read_budget.as_deref()) {
+                None => 0,
+                Some(s) => match crate::ledger::parse_size(s) {
+                    Some(b) if b > 0 => b,
+                    _ => {
+                        errs.push(cx.err(
+                            at,
+                            format!(
+                                "job {name:?}: drill read_budget {s:?} is not a size — e.g. \"20GiB\""
+                            ),
+                        ));
+                        0
+                    }
+                },
+            };
             let drill_drift = (
                 j.drill
                     .as_ref()
@@ -1175,6 +1196,7 @@ impl Plan {
                 drill_probes,
                 drill_groups,
                 drill_coverage_days,
+                drill_read_budget,
                 drill_drift,
                 drill_schedules,
                 before,

@@ -348,6 +348,7 @@ pub fn run_daemon(config: &Path) -> Result<()> {
                                 },
                                 groups: job.drill_groups,
                                 coverage_days: job.drill_coverage_days,
+                                read_budget: job.drill_read_budget,
                                 ..Default::default()
                             };
                             match crate::drill::drill(&plan, &job, &opts, &quiet) {

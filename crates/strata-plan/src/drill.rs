@@ -70,8 +70,11 @@ pub struct DrillOptions {
     pub day: Option<u64>,
     /// A snapshot (default: the job's newest).
     pub snapshot: Option<String>,
-    /// A sample drill reads every stored pack within this many days.
+    /// A sample drill reads every stored pack within this many days (0: as
+    /// `read_budget` allows, see [`crate::ledger::coverage_days`]).
     pub coverage_days: u64,
+    /// Bytes a sample drill may read a day for coverage (0: the default).
+    pub read_budget: u64,
 }
 
 impl Default for DrillOptions {
@@ -80,7 +83,8 @@ impl Default for DrillOptions {
             kind: DrillKind::Sample,
             groups: 7,
             day: None,
-            coverage_days: 7,
+            coverage_days: 0,
+            read_budget: 0,
             snapshot: None,
         }
     }
@@ -959,7 +963,9 @@ fn read_coverage(
         .backend
         .list(strata_store::Kind::Pack)
         .map_err(|e| format!("list packs: {e}"))?;
-    let sel = ledger.select(&listing, now, opts.coverage_days);
+    let stored: u64 = listing.iter().map(|e| e.size).sum();
+    let days = crate::ledger::coverage_days(opts.coverage_days, stored, opts.read_budget);
+    let sel = ledger.select(&listing, now, days);
     let full = opts.kind == DrillKind::Full;
     let chosen: std::collections::HashSet<strata_format::Id> = if full {
         listing
@@ -978,12 +984,25 @@ fn read_coverage(
             "full drill: every pack".to_string()
         } else {
             format!(
-                "ledger: {} new since the last drill, {} changed in storage since read, {} due, {} by rotation (every pack within {} days)",
+                "ledger: {} new since the last drill, {} changed in storage since read, {} due, {} by rotation (every pack within {} days{})",
                 sel.fresh.len(),
                 sel.changed.len(),
                 sel.due.len(),
                 sel.rotation.len(),
-                opts.coverage_days
+                days,
+                if opts.coverage_days == 0 {
+                    format!(
+                        ": {} stored, daily read budget {}",
+                        human_bytes(stored),
+                        human_bytes(if opts.read_budget == 0 {
+                            crate::ledger::DEFAULT_READ_BUDGET
+                        } else {
+                            opts.read_budget
+                        })
+                    )
+                } else {
+                    String::new()
+                }
             )
         }
     ));
@@ -1002,7 +1021,7 @@ fn read_coverage(
     ledger
         .save(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let cov = ledger.coverage(now, opts.coverage_days);
+    let cov = ledger.coverage(now, days);
     let msg = format!(
         "{} snapshots' trees checked; {} of {} packs read ({} new, {} changed since read, {} due, {} by rotation); \
          {} of {} packs read within {} days, oldest {:.1} days",
@@ -1015,7 +1034,7 @@ fn read_coverage(
         sel.rotation.len(),
         cov.packs_covered,
         cov.packs,
-        opts.coverage_days,
+        days,
         cov.oldest_days
     );
     cast.line(&msg);
@@ -1079,7 +1098,7 @@ pub fn bare(repo: crate::config::Repo, state_dir: PathBuf) -> (Plan, Job) {
             sources: vec![],
         }],
         drill_groups: 7,
-        drill_coverage_days: 7,
+        drill_coverage_days: 0,
         drill_drift: (10.0, 50),
         ..Default::default()
     };
@@ -1246,7 +1265,12 @@ pub fn ledger_status(plan: &Plan, job: &Job) -> Result<(crate::ledger::Coverage,
             days[d] += 1;
         }
     }
-    Ok((l.coverage(now, job.drill_coverage_days), days))
+    let cover = crate::ledger::coverage_days(
+        job.drill_coverage_days,
+        l.stored_bytes(),
+        job.drill_read_budget,
+    );
+    Ok((l.coverage(now, cover), days))
 }
 
 /// Removes a killed drill's scratch directory. A few tries: a process of
@@ -2341,6 +2365,16 @@ fn finish(ctx: &Ctx, repo: Option<&Repository>, mut cast: Cast, o: Outcome) -> R
     }
     report.phases.insert("report".into(), 0.0);
     Ok(report)
+}
+
+fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut v, mut i) = (b as f64, 0);
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", U[i])
 }
 
 fn human(s: f64) -> String {

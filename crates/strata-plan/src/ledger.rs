@@ -25,6 +25,44 @@ use strata_store::Entry;
 
 const DAY: i64 = 86400;
 
+/// What a daily sample drill reads for coverage when nothing else is set.
+pub const DEFAULT_READ_BUDGET: u64 = 20 << 30;
+
+/// The days in which every pack is read: `configured` when set (> 0);
+/// otherwise as few as the daily read budget allows for `stored` bytes — 1
+/// while the repository fits the budget, so even silent rot is found by the
+/// next daily drill.
+pub fn coverage_days(configured: u64, stored: u64, budget: u64) -> u64 {
+    if configured > 0 {
+        return configured;
+    }
+    let budget = if budget == 0 {
+        DEFAULT_READ_BUDGET
+    } else {
+        budget
+    };
+    stored.div_ceil(budget).max(1)
+}
+
+/// A size: `20GiB`, `20G`, `500MiB`, `500M`, `64k`, `1TiB` or bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    (n >= 0.0).then_some((n * mult as f64) as u64)
+}
+
 /// What the ledger knows of one pack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
@@ -127,6 +165,11 @@ impl Ledger {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serializes"))?;
         std::fs::rename(&tmp, path)
+    }
+
+    /// Bytes of the packs the ledger knows (as last listed).
+    pub fn stored_bytes(&self) -> u64 {
+        self.packs.values().map(|m| m.size).sum()
     }
 
     /// Brings the ledger up to `listing` (the packs in storage now) and
@@ -250,6 +293,21 @@ mod tests {
     /// A month of daily drills over a growing repository: every pack is
     /// read within the configured days, and no more than the budget a day
     /// (plus what is due).
+    #[test]
+    fn days_follow_the_read_budget_unless_set() {
+        assert_eq!(coverage_days(7, 1 << 40, 0), 7);
+        assert_eq!(coverage_days(0, 150 << 20, 0), 1);
+        assert_eq!(coverage_days(0, 0, 0), 1);
+        assert_eq!(coverage_days(0, (20 << 30) + 1, 0), 2);
+        assert_eq!(coverage_days(0, 500 << 30, 50 << 30), 10);
+        assert_eq!(parse_size("20GiB"), Some(20 << 30));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("500 MiB"), Some(500 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("20 parsecs"), None);
+    }
+
     #[test]
     fn every_pack_within_the_days_and_changes_at_once() {
         for days in [1u64, 3, 7, 30] {

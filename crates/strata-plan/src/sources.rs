@@ -65,21 +65,8 @@ pub fn child_command(argv: &[String]) -> Command {
             c.env_remove(&*k);
         }
     }
-    {
-        use std::os::unix::process::CommandExt;
-        c.process_group(0);
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
+    // own process group, killed by the kernel if strata dies
+    strata_vm::contain(&mut c);
     c
 }
 

@@ -106,6 +106,7 @@ fn bare(g: &Global, id: String, full: bool, state_dir: PathBuf) -> Result<u8> {
         },
         groups: job.drill_groups,
         coverage_days: job.drill_coverage_days,
+        read_budget: job.drill_read_budget,
         day: None,
         snapshot: Some(id),
     };
@@ -232,6 +233,7 @@ pub fn run(g: &Global, c: Drill) -> Result<u8> {
         },
         groups: job.drill_groups,
         coverage_days: job.drill_coverage_days,
+        read_budget: job.drill_read_budget,
         day: c.day,
         snapshot: c.snapshot,
     };

@@ -36,7 +36,9 @@ fn snaps_by_dataset(g: &Guest, pool: &str) -> BTreeMap<String, Vec<String>> {
 /// match to the second): (exit code, stdout) of each.
 fn both(g: &Guest, conf: &str, args: &str, at: &str) -> ((i32, String), (i32, String)) {
     let run = |cmd: &str| {
-        let o = g.run(&format!("faketime '{at}' {cmd} {args} --configdir {conf}"));
+        let o = g.run(&format!(
+            "faketime -f '{at}' {cmd} {args} --configdir {conf}"
+        ));
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),

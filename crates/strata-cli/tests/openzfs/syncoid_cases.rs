@@ -98,6 +98,18 @@ fn snap_series(pool: &str, ds: &str, names: &[&str]) -> String {
         .join("\n")
 }
 
+/// 001/002's start: src@snap1 bookmarked and sent, then destroyed, and
+/// snap2 … snap5 taken.
+fn bookmarked_then_gone(p: &str) -> String {
+    format!(
+        "zfs create {p}/src; zfs snapshot {p}/src@snap1; zfs bookmark {p}/src@snap1 {p}/src#snap1
+         {SYNCOID} --no-sync-snap --debug --compress=none {p}/src {p}/dst
+         zfs destroy {p}/src@snap1
+         {}",
+        snap_series(p, "src", &["snap2", "snap3", "snap4", "snap5"])
+    )
+}
+
 // 001: a bookmark of a destroyed snapshot is the base; with intermediates.
 fn case_001(g: &Guest) -> Check {
     let p = "syncoid-test-1";
@@ -105,12 +117,9 @@ fn case_001(g: &Guest) -> Check {
     step(
         g,
         &format!(
-            "set -e; zfs create {p}/src; zfs snapshot {p}/src@snap1; zfs bookmark {p}/src@snap1 {p}/src#snap1
-             {SYNCOID} --no-sync-snap --debug --compress=none {p}/src {p}/dst
-             zfs destroy {p}/src@snap1
-             {}
+            "set -e; {}
              {SYNCOID} --debug --compress=none {p}/src {p}/dst",
-            snap_series(p, "src", &["snap2", "snap3", "snap4", "snap5"])
+            bookmarked_then_gone(p)
         ),
     )?;
     expect_listing(
@@ -139,12 +148,9 @@ fn case_002(g: &Guest) -> Check {
     step(
         g,
         &format!(
-            "set -e; zfs create {p}/src; zfs snapshot {p}/src@snap1; zfs bookmark {p}/src@snap1 {p}/src#snap1
-             {SYNCOID} --no-sync-snap --debug --compress=none {p}/src {p}/dst
-             zfs destroy {p}/src@snap1
-             {}
+            "set -e; {}
              {SYNCOID} --no-stream --no-sync-snap --debug --compress=none {p}/src {p}/dst",
-            snap_series(p, "src", &["snap2", "snap3", "snap4", "snap5"])
+            bookmarked_then_gone(p)
         ),
     )?;
     expect_listing(

@@ -169,7 +169,7 @@ fn seed_policy_90_days_and_monitors_match_debian_sanoid() {
     // degraded, nearly full.
     g.sh(
         "set -e; zpool create -f zm mirror /dev/vdc /dev/vdd; mkdir -p /etc/strata-zm
-          printf '[zm]\\n  hourly = 0\\n  daily = 1\\n' > /etc/strata-zm/sanoid.conf
+          printf '[zm]\\n  hourly = 0\\n  daily = 1\\n  capacity_warn = 30\\n  capacity_crit = 45\\n' > /etc/strata-zm/sanoid.conf
           cp /etc/strata-snap/sanoid.defaults.conf /etc/strata-zm/",
     );
     let zm = "/etc/strata-zm";
@@ -180,7 +180,9 @@ fn seed_policy_90_days_and_monitors_match_debian_sanoid() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("DEGRADED"), "{text}");
     g.sh("zpool online zm /dev/vdd && zpool wait -t resilver zm");
-    // Nearly full: random data until the pool refuses more.
+    // Nearly full: random data until the pool refuses more. (On a pool this
+    // small ZFS keeps half as slop space, so "full" is 50 %: the thresholds
+    // above are set below it.)
     g.run("head -c 200000000 /dev/urandom > /zm/fill; sync");
     let cap = g.sh("zpool list -H -o cap zm");
     eprintln!("nearly full: {}", cap.trim());

@@ -76,26 +76,6 @@ pub fn root_identity(tree: &Path) -> Vec<String> {
     vec!["-L".into(), "root".into()]
 }
 
-/// Bytes under `dir` (files' apparent sizes), not following symlinks.
-pub fn tree_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 /// What the probe waits for.
 pub struct Wants<'a> {
     pub ssh: bool,

@@ -1959,10 +1959,18 @@ fn drill_in(
             } => {
                 let inside = in_snapshot(&job_paths, root);
                 let tree = target.join(inside.trim_start_matches('/'));
+                // the tree's size as the snapshot records it
+                let prefix = format!("{}/", inside.trim_end_matches('/'));
+                let tree_bytes: u64 = entries
+                    .iter()
+                    .filter(|(p, n)| n.kind == NodeKind::File && p.starts_with(&prefix))
+                    .map(|(_, n)| n.size)
+                    .sum();
                 let (check, ctl) = boot_probe(
                     &mut cast,
                     scratch,
                     &tree,
+                    tree_bytes,
                     root,
                     &crate::boot::Wants {
                         ssh: *ssh,
@@ -2048,6 +2056,7 @@ fn boot_probe(
     cast: &mut Cast,
     scratch: &Path,
     tree: &Path,
+    tree_bytes: u64,
     root: &Path,
     wants: &crate::boot::Wants,
     phases: &mut BTreeMap<String, f64>,
@@ -2079,7 +2088,7 @@ fn boot_probe(
     }
     let initrd = initrd.and_then(|src| std::fs::copy(&src, &i).ok().map(|_| i.clone()));
     let image = work.join("root.img");
-    let mib = crate::boot::tree_bytes(tree) / (1 << 20) * 5 / 4 + 512;
+    let mib = tree_bytes / (1 << 20) * 5 / 4 + 512;
     let mut mk = argv(&["mke2fs", "-q", "-F", "-t", "ext4"]);
     mk.extend(crate::boot::root_identity(tree));
     mk.extend([
@@ -2091,7 +2100,14 @@ fn boot_probe(
     let tm = Instant::now();
     if let Err(e) = run(cast, &mk, None, Duration::from_secs(1800)) {
         return (
-            fail(&name, t, format!("cannot make the disk image: {e}")),
+            fail(
+                &name,
+                t,
+                format!(
+                    "cannot make the disk image: {e} (mke2fs with -d: apt-get install e2fsprogs; is {} full?)",
+                    scratch.display()
+                ),
+            ),
             None,
         );
     }

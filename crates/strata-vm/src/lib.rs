@@ -85,10 +85,9 @@ impl Accel {
 pub struct Spec {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
-    /// The root disk (`/dev/vda`); booted with `snapshot=on`, never written.
+    /// The root disk (`/dev/vda`, raw); booted with `snapshot=on`, never
+    /// written.
     pub root: PathBuf,
-    /// `raw` or `qcow2`.
-    pub root_format: String,
     /// Further raw disks, `/dev/vdb` onwards; these are written.
     pub disks: Vec<PathBuf>,
     /// Guest TCP ports reachable from the host's loopback.
@@ -110,7 +109,6 @@ impl Spec {
             kernel: kernel.to_path_buf(),
             initrd: initrd.map(Path::to_path_buf),
             root: root.to_path_buf(),
-            root_format: "raw".into(),
             disks: Vec::new(),
             forward: vec![22],
             memory_mib: 1024,
@@ -163,9 +161,8 @@ impl Spec {
         a.extend([
             "-drive".into(),
             format!(
-                "file={},format={},if=virtio,snapshot=on",
-                qemu_path(&self.root),
-                self.root_format
+                "file={},format=raw,if=virtio,snapshot=on",
+                qemu_path(&self.root)
             ),
         ]);
         for d in &self.disks {
@@ -528,26 +525,6 @@ impl Ssh {
             });
         }
         Ok(())
-    }
-
-    /// Copies a host file into the guest.
-    pub fn put_file(&self, local: &Path, remote: &str, mode: u32) -> Result<()> {
-        let bytes = std::fs::read(local).map_err(io(format!("read {}", local.display())))?;
-        self.put(&bytes, remote, mode)
-    }
-
-    /// A guest file's bytes.
-    pub fn get(&self, remote: &str) -> Result<Vec<u8>> {
-        let script = format!("cat {}", shell_quote(remote));
-        let out = self.run(&script)?;
-        if !out.status.success() {
-            return Err(Error::Command {
-                command: script,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(out.stdout)
     }
 }
 

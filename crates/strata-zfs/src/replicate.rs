@@ -350,8 +350,38 @@ struct Caps {
     recv_o: Option<bool>,
     encryption: Option<bool>,
     bookmarks: Option<bool>,
-    /// The user strata runs zfs as on this host: (name, is root).
-    user: Option<(String, bool)>,
+    /// The user strata runs zfs as on this host.
+    user: Option<Identity>,
+}
+
+/// A host's user as `id` prints it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Identity {
+    name: String,
+    root: bool,
+    groups: Vec<String>,
+}
+
+/// `uid=1001(zrecv) gid=1001(zrecv) groups=1001(zrecv),27(sudo)`.
+fn parse_id(out: &str) -> Identity {
+    let mut id = Identity::default();
+    for field in out.split_whitespace() {
+        let Some((key, val)) = field.split_once('=') else {
+            continue;
+        };
+        let names = val
+            .split(',')
+            .filter_map(|g| Some(g.split_once('(')?.1.trim_end_matches(')').to_string()));
+        match key {
+            "uid" => {
+                id.root = val.split('(').next() == Some("0");
+                id.name = names.into_iter().next().unwrap_or_default();
+            }
+            "groups" => id.groups = names.collect(),
+            _ => {}
+        }
+    }
+    id
 }
 
 struct Side {
@@ -475,21 +505,19 @@ impl Side {
         Ok(parse_bookmarks(ds, &o.stdout))
     }
 
-    /// Who runs zfs on this host, and whether that is root.
-    fn user(&mut self) -> (String, bool) {
+    /// Who runs zfs on this host (one `id`, asked once).
+    fn user(&mut self) -> Identity {
         self.caps
             .user
             .get_or_insert_with(|| {
-                let id = |flag: &str| {
-                    self.host
-                        .run(&["id", flag])
-                        .ok()
-                        .filter(|o| o.ok)
-                        .map(|o| o.stdout.trim().to_string())
-                        .unwrap_or_default()
-                };
-                let uid = id("-u");
-                (id("-un"), uid == "0")
+                let out = self
+                    .host
+                    .run(&["id"])
+                    .ok()
+                    .filter(|o| o.ok)
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                parse_id(&out)
             })
             .clone()
     }
@@ -498,21 +526,14 @@ impl Side {
     /// anyone else needs them delegated (`zfs allow`) to the user, one of
     /// its groups or everyone, on `ds` itself or inherited from a parent.
     fn may(&mut self, ds: &str, perms: &[&str]) -> bool {
-        let (name, root) = self.user();
-        if root {
+        let me = self.user();
+        if me.root {
             return true;
         }
-        let groups: Vec<String> = self
-            .host
-            .run(&["id", "-Gn"])
-            .ok()
-            .filter(|o| o.ok)
-            .map(|o| o.stdout.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
         let Ok(o) = self.host.run(&["zfs", "allow", ds]) else {
             return false;
         };
-        let granted = delegated(&o.stdout, ds, &name, &groups);
+        let granted = delegated(&o.stdout, ds, &me.name, &me.groups);
         perms.iter().all(|p| granted.iter().any(|g| g == p))
     }
 
@@ -1372,7 +1393,7 @@ impl Replicator<'_> {
                     .collect();
                 if !after.is_empty() && *m != newest.name {
                     if !self.o.dry_run && !self.dst.may(dst, &["destroy", "rollback"]) {
-                        let (user, _) = self.dst.user();
+                        let user = self.dst.user().name;
                         res.code = 2;
                         res.action = "error".into();
                         res.message = format!(
@@ -1683,6 +1704,21 @@ Local+Descendent permissions:\n\
         );
         let got = delegated(allow, "data1/apollo/zroot", "nobody", &[]);
         assert_eq!(got, ["userprop"]);
+    }
+
+    #[test]
+    fn id_output_gives_name_root_and_groups() {
+        let z = parse_id("uid=1001(zrecv) gid=1001(zrecv) groups=1001(zrecv),27(sudo)\n");
+        assert_eq!(
+            z,
+            Identity {
+                name: "zrecv".into(),
+                root: false,
+                groups: vec!["zrecv".into(), "sudo".into()],
+            }
+        );
+        assert!(parse_id("uid=0(root) gid=0(root) groups=0(root)").root);
+        assert!(!parse_id("").root, "no answer is not root");
     }
 
     #[test]

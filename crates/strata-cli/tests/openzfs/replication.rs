@@ -195,6 +195,8 @@ fn seed_line_raw_encrypted_to_receive_only_user() {
         err.contains("data1/apollo/zroot/usr/home") && err.contains("diverged"),
         "the error names the dataset and the divergence: {err}"
     );
+    // no rollback was tried: it would have failed with permission denied
+    assert!(!err.contains("permission denied"), "{err}");
     assert_eq!(
         snapshot_guids(&g, recv),
         dst,

@@ -24,3 +24,9 @@ STRATA_VM_IMAGE=$(cat "$vm_path")
 rm -f "$vm_path"
 export STRATA_VM_IMAGE
 cargo test --workspace --release "$@"
+# The whole suite (no test filter) also builds the portable binary, the
+# packages and the OCI image and checks them in older and minimal roots
+# (docs/install.md); it needs root, as the suite does.
+if [ $# -eq 0 ]; then
+  ./scripts/check-portable.sh
+fi

@@ -1,6 +1,7 @@
 //! The `strata` command. Only this crate touches the terminal.
 
 mod commands;
+mod names;
 mod output;
 mod secret;
 

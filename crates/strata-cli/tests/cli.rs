@@ -997,3 +997,110 @@ fn concurrent_backups_next_to_forget_and_prune() {
         assert_restores(&env, &id, &expected[&id]);
     }
 }
+
+/// `strata --version` names the commit; completions for bash, zsh and fish
+/// know the subcommands (and bash really completes them); `manpages` writes a
+/// page per command that man renders; `ls --long` shows owners by name.
+#[test]
+fn version_completions_manpages_and_owner_names() {
+    let env = Env::new("packaging");
+    let v = env.ok(&["--version"]);
+    let head = git_head();
+    assert!(v.starts_with("strata 0."), "{v}");
+    if let Some(h) = head {
+        assert!(v.contains(&format!("(commit {h}")), "{v} vs HEAD {h}");
+    }
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef strata"),
+        ("fish", "complete -c strata"),
+    ] {
+        let s = env.ok(&["completions", shell]);
+        assert!(s.contains(marker), "{shell}: {}", &s[..s.len().min(200)]);
+        for sub in ["backup", "restore", "replicate", "drill"] {
+            assert!(s.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let script = env.path("strata.bash");
+    std::fs::write(&script, env.ok(&["completions", "bash"])).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(strata rest); COMP_CWORD=1; _strata strata rest strata; echo \"${{COMPREPLY[*]}}\"",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        got.split_whitespace().any(|w| w == "restore"),
+        "bash completion of `strata rest`: {got:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // man pages: one per command, rendered by man
+    let man = env.path("man");
+    env.ok(&["--quiet", "manpages", man.to_str().unwrap()]);
+    let pages: Vec<String> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for p in [
+        "strata.1",
+        "strata-backup.1",
+        "strata-server-token-add.1",
+        "strata-drill-show.1",
+    ] {
+        assert!(pages.iter().any(|x| x == p), "{p} missing from {pages:?}");
+    }
+    if have("man") {
+        let out = Command::new("man")
+            .args(["-l", man.join("strata-backup.1").to_str().unwrap()])
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("--exclude") && text.contains("strata-backup"),
+            "{text}"
+        );
+    }
+    // ls --long: owners by name (root owns what this test writes as root)
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    std::fs::set_permissions(src.join("f"), std::fs::Permissions::from_mode(0o4750)).unwrap();
+    env.init();
+    env.backup(&src);
+    let ls = env.ok(&["ls", "--long", "latest"]);
+    let uid = std::fs::metadata(src.join("f")).unwrap().uid();
+    let line = ls.lines().find(|l| l.ends_with(" /f")).expect(&ls);
+    assert!(line.starts_with("-rwsr-x--- "), "{line}");
+    if uid == 0 {
+        assert!(line.contains(" root "), "{line}");
+    } else {
+        assert!(
+            !line.split_whitespace().nth(1).unwrap().is_empty(),
+            "{line}"
+        );
+    }
+    let j = env.json(&["ls", "latest"]);
+    let f = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/f")
+        .unwrap();
+    assert_eq!(f["uid"], uid);
+    assert!(f["user"].is_string() && f["group"].is_string(), "{f}");
+}
+
+fn git_head() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

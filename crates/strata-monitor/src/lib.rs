@@ -154,7 +154,10 @@ impl Monitor {
             threads.push(std::thread::spawn(move || {
                 while !st.load(Ordering::Relaxed) {
                     if eng.db.healthy() {
-                        let _ = ureq::get(&url).timeout(Duration::from_secs(10)).call();
+                        let _ = notify::http_agent()
+                            .get(&url)
+                            .timeout(Duration::from_secs(10))
+                            .call();
                     }
                     std::thread::sleep(every);
                 }

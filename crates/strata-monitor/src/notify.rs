@@ -147,8 +147,19 @@ pub fn payload(c: &Check, ev: &Event, t: f64, base: &str) -> Payload {
     }
 }
 
+/// The monitor's one HTTPS client: the host's CA roots (bundled ones when it has none).
+pub(crate) fn http_agent() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .tls_config(strata_tls::client_config())
+            .build()
+    })
+}
+
 fn http_post(url: &str, ctype: &str, body: &str, headers: &[(&str, String)]) -> Result<(), String> {
-    let mut req = ureq::post(url)
+    let mut req = http_agent()
+        .post(url)
         .timeout(Duration::from_secs(10))
         .set("Content-Type", ctype)
         .set("User-Agent", "strata-monitor");

@@ -52,51 +52,10 @@ pub fn node_from_meta(name: Vec<u8>, m: &Metadata) -> Node {
 /// Extended attributes (POSIX ACLs included), sorted; none where unsupported.
 pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let c = cpath(p)?;
-    let mut names = vec![0u8; 1024];
-    let n = loop {
-        // SAFETY: c is NUL-terminated; names is valid for names.len() bytes.
-        let r = unsafe {
-            libc::llistxattr(
-                c.as_ptr(),
-                names.as_mut_ptr() as *mut libc::c_char,
-                names.len(),
-            )
-        };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
-            Some(libc::ENOTSUP) => return Ok(vec![]),
-            _ => return Err(e),
-        }
-    };
     let mut out = Vec::new();
-    for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let cn = CString::new(name).expect("split at NUL");
-        let mut val = vec![0u8; 256];
-        loop {
-            // SAFETY: pointers valid for the given lengths.
-            let r = unsafe {
-                libc::lgetxattr(
-                    c.as_ptr(),
-                    cn.as_ptr(),
-                    val.as_mut_ptr() as *mut libc::c_void,
-                    val.len(),
-                )
-            };
-            if r >= 0 {
-                val.truncate(r as usize);
-                out.push((name.to_vec(), val));
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ERANGE) => val.resize(val.len() * 4, 0),
-                Some(libc::ENODATA) => break,
-                _ => return Err(e),
-            }
+    for name in crate::xattr::list_link(&c)? {
+        if let Some(val) = crate::xattr::get_link(&c, &name)? {
+            out.push((name, val));
         }
     }
     out.sort();

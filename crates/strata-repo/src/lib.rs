@@ -28,6 +28,7 @@ pub mod repo;
 pub mod restore;
 pub mod safefs;
 pub mod walk;
+pub mod xattr;
 
 pub use error::{RepoError, Result};
 pub use repo::{InitOptions, RepoConfig, Repository};

@@ -359,18 +359,7 @@ pub fn apply_fd(fd: BorrowedFd, st: &libc::stat, m: &Meta, owner: bool) -> io::R
         note(cvt(unsafe { libc::fchmod(raw, m.mode as libc::mode_t) }));
     }
     for (k, v) in m.xattrs {
-        if let Ok(ck) = cstr(k) {
-            // SAFETY: pointers valid for the given lengths.
-            note(cvt(unsafe {
-                libc::fsetxattr(
-                    raw,
-                    ck.as_ptr(),
-                    v.as_ptr() as *const libc::c_void,
-                    v.len(),
-                    0,
-                )
-            }));
-        }
+        note(crate::xattr::set_fd(raw, k, v).map(|_| 0));
     }
     let ts = times(m);
     // SAFETY: ts has two entries; raw is open.

@@ -114,15 +114,21 @@ pub fn resolve(repo: &Repository, idx: &MemIndex, root: &Id, sub: &str) -> Resul
     Ok(found)
 }
 
-/// `ls -l`-like line for a node.
-pub fn describe(path: &[u8], n: &Node) -> String {
+/// `ls -l`-like line for a node: type and permission letters, owner and
+/// group (as `names` gives them for the node's uid and gid), size, mtime.
+pub fn describe(
+    path: &[u8],
+    n: &Node,
+    names: &mut dyn FnMut(u32, u32) -> (String, String),
+) -> String {
     let p = String::from_utf8_lossy(path);
+    let (user, group) = names(n.uid, n.gid);
     let mut s = format!(
-        "{}{:04o} {:>6} {:>6} {:>12} {} {}",
+        "{}{} {:<8} {:<8} {:>12} {} {}",
         n.kind.letter(),
-        n.mode,
-        n.uid,
-        n.gid,
+        mode_letters(n.mode),
+        user,
+        group,
         n.size,
         crate::fmt_time(n.mtime.0),
         p
@@ -132,4 +138,41 @@ pub fn describe(path: &[u8], n: &Node) -> String {
         s.push_str(&String::from_utf8_lossy(&n.target));
     }
     s
+}
+
+/// `rwxr-sr-t` for permission bits, with setuid/setgid/sticky as `ls` shows them.
+pub fn mode_letters(mode: u32) -> String {
+    let mut out = String::with_capacity(9);
+    for (shift, special, on, off) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
+        let bits = (mode >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod mode_tests {
+    use super::mode_letters;
+
+    #[test]
+    fn letters_match_ls() {
+        assert_eq!(mode_letters(0o644), "rw-r--r--");
+        assert_eq!(mode_letters(0o755), "rwxr-xr-x");
+        assert_eq!(mode_letters(0o4755), "rwsr-xr-x");
+        assert_eq!(mode_letters(0o2750), "rwxr-s---");
+        assert_eq!(mode_letters(0o1777), "rwxrwxrwt");
+        assert_eq!(mode_letters(0o1666), "rw-rw-rwT");
+        assert_eq!(mode_letters(0o4644), "rwSr--r--");
+    }
 }

@@ -203,6 +203,7 @@ impl Http {
     fn new() -> Http {
         Http {
             agent: ureq::AgentBuilder::new()
+                .tls_config(strata_tls::client_config())
                 .timeout(Duration::from_secs(10))
                 .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
                 .build(),

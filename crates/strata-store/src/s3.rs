@@ -287,6 +287,7 @@ impl S3Backend {
             None => Credentials::new(creds.access_key.clone(), creds.secret_key.clone()),
         };
         let agent = ureq::AgentBuilder::new()
+            .tls_config(strata_tls::client_config())
             .timeout_connect(Duration::from_secs(15))
             .timeout_read(Duration::from_secs(120))
             .timeout_write(Duration::from_secs(120))
@@ -360,7 +361,7 @@ impl S3Backend {
                     StoreError::Remote {
                         what: what.into(),
                         location: self.loc.to_string(),
-                        detail: t.to_string(),
+                        detail: transport_detail(&t),
                         hint: "check that the endpoint is reachable (host, port, http/https)",
                     },
                 ),
@@ -774,8 +775,42 @@ impl Backend for S3Backend {
     }
 }
 
+/// A transport error without its URL: a presigned URL's query is a
+/// credential (signature, key id) and never goes into a message or a log.
+fn transport_detail(t: &ureq::Transport) -> String {
+    use std::error::Error;
+    let mut d = t.kind().to_string();
+    if let Some(m) = t.message() {
+        d.push_str(": ");
+        d.push_str(m);
+    }
+    if let Some(src) = t.source() {
+        d.push_str(": ");
+        d.push_str(&src.to_string());
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn transport_errors_do_not_carry_the_signed_url() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let err = ureq::get("http://127.0.0.1:1/bucket/config?X-Amz-Signature=s3cr3tsig")
+            .call()
+            .unwrap_err();
+        let ureq::Error::Transport(t) = err else {
+            panic!("expected a transport error");
+        };
+        assert!(
+            t.to_string().contains("s3cr3tsig"),
+            "ureq's own text has the URL"
+        );
+        let d = super::transport_detail(&t);
+        assert!(!d.contains("s3cr3tsig") && !d.contains("X-Amz"), "{d}");
+        assert!(d.contains("Connection Failed"), "{d}");
+    }
     use super::*;
 
     #[test]

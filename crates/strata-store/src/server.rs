@@ -242,15 +242,7 @@ impl ServerBackend {
                     .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }))
                     .with_no_client_auth()
             }
-            None => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth()
-            }
+            None => (*strata_tls::client_config()).clone(),
         };
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(tls))

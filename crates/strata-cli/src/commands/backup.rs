@@ -60,6 +60,7 @@ pub fn run(g: &Global, c: Backup) -> Result<u8> {
     // the OS on free instead of letting glibc's heap keep them (peak RSS), and a
     // high trim threshold keeps the heap from being trimmed and refaulted.
     // SAFETY: mallopt only tunes the allocator; no other thread exists yet.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 6 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);

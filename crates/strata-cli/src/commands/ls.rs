@@ -17,6 +17,8 @@ pub struct Ls {
 
 pub fn run(g: &Global, c: Ls) -> Result<u8> {
     let repo = g.open()?;
+    let mut names = crate::names::Names::new();
+    let mut owner = |uid, gid| (names.user(uid), names.group(gid));
     let (_, snap) = repo.find_snapshot(&c.snapshot, |_| true)?;
     let idx = repo.load_index()?;
     let mut root = snap.tree;
@@ -37,7 +39,7 @@ pub fn run(g: &Global, c: Ls) -> Result<u8> {
                     println!(
                         "{}",
                         if c.long {
-                            describe(path.as_bytes(), &n)
+                            describe(path.as_bytes(), &n, &mut owner)
                         } else {
                             path
                         }
@@ -53,9 +55,10 @@ pub fn run(g: &Global, c: Ls) -> Result<u8> {
     walk(&trees, &root, &mut |path, n| {
         let full = format!("{prefix}{}", String::from_utf8_lossy(path));
         if g.json {
-            out.push(serde_json::json!({"path": full, "type": n.kind.letter().to_string(), "mode": n.mode, "uid": n.uid, "gid": n.gid, "size": n.size, "mtime": n.mtime.0}));
+            let (user, group) = owner(n.uid, n.gid);
+            out.push(serde_json::json!({"path": full, "type": n.kind.letter().to_string(), "mode": n.mode, "uid": n.uid, "gid": n.gid, "user": user, "group": group, "size": n.size, "mtime": n.mtime.0}));
         } else if c.long {
-            println!("{}", describe(full.as_bytes(), n));
+            println!("{}", describe(full.as_bytes(), n, &mut owner));
         } else {
             println!("{full}");
         }

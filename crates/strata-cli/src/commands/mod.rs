@@ -6,6 +6,7 @@ pub mod replicate_args {
 
 mod backup;
 mod check;
+mod completions;
 mod config;
 mod daemon;
 mod diff;
@@ -14,6 +15,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod manpages;
 mod monitor;
 mod prune;
 mod quickstart;
@@ -40,7 +42,7 @@ use crate::secret::PasswordSource;
 
 /// strata: layered backups for a fleet — deduplicated, compressed, encrypted.
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(name = "strata", version = env!("STRATA_LONG_VERSION"), about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -133,6 +135,10 @@ pub enum Command {
     /// file, probe each source (a throwaway PostgreSQL loads the dump), prove the checks
     /// can fail, record the evidence (asciicast + report), report to the monitor.
     Drill(drill::Drill),
+    /// Print a completion script for bash, zsh or fish.
+    Completions(completions::Completions),
+    /// Write a man page per command into a directory (the packages ship them).
+    Manpages(manpages::Manpages),
 }
 
 impl Global {
@@ -198,6 +204,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run(c) => run::run(g, c),
         Command::Config(c) => config::run(g, c),
         Command::Daemon(c) => daemon::run(g, c),
+        Command::Completions(c) => completions::run(g, c),
+        Command::Manpages(c) => manpages::run(g, c),
         Command::Schedule(c) => schedule::run(g, c),
         Command::RestoreSource(c) => restore_source::run(g, c),
         Command::Drill(c) => drill::run(g, c),

@@ -34,6 +34,7 @@ pub fn run(g: &Global, c: Restore) -> Result<u8> {
     // and unmapped, never parked in an arena where they fragment it (glibc's
     // adaptive threshold would move them there): 86-88 -> 77-78 MB peak on the
     // bench dataset, same speed.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);

@@ -24,8 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]/man/man-db}" >/dev/null
 fi
-[ -x target/portable/strata ] || ./scripts/build-portable.sh
-ls target/portable/*.deb target/portable/*.rpm >/dev/null 2>&1 || ./scripts/package.sh >/dev/null
+# Always from this tree (both are quick when nothing changed).
+./scripts/build-portable.sh
+./scripts/package.sh >/dev/null 2>&1 || ./scripts/package.sh
 bin=$top/target/portable/strata
 cache="${STRATA_BUILD_TOOLS:-$HOME/.cache/strata-build}/roots"
 mkdir -p "$cache"

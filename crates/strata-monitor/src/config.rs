@@ -130,6 +130,8 @@ pub struct Settings {
     pub heartbeat_interval: f64,
     /// Whether any user exists (then the dashboard needs a login).
     pub login_required: bool,
+    /// The server secret badge keys derive from (meta `badge_secret`).
+    pub badge_secret: String,
 }
 
 impl File {
@@ -199,6 +201,7 @@ pub fn verify_password(pw: &str, phc: &str) -> bool {
 
 /// Apply the file to the database; returns the settings.
 pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
+    let file_given = f.is_some();
     let empty = File::default();
     let f = f.unwrap_or(&empty);
     let ping_key = match (&f.ping_key, db.meta("ping_key")?) {
@@ -207,6 +210,20 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
         (None, None) => random_token(22).to_lowercase(),
     };
     db.set_meta("ping_key", &ping_key)?;
+    let badge_secret = match db.meta("badge_secret")? {
+        Some(s) => s,
+        None => {
+            let s = random_token(32);
+            db.set_meta("badge_secret", &s)?;
+            s
+        }
+    };
+    // The file is the truth about access: users and API keys it no longer
+    // lists are removed (with their sessions). Without a file, what the
+    // database holds stays, and still needs a login.
+    if file_given {
+        db.retain_users(&f.users.iter().map(|u| u.name.clone()).collect::<Vec<_>>())?;
+    }
     for u in &f.users {
         let hash = match (
             &u.password_hash,
@@ -233,10 +250,22 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
         }
         db.put_user(&u.name, &hash, &u.role)?;
     }
+    let mut key_hashes = Vec::new();
     for k in &f.api_keys {
         let key = secret(&k.key_file, &k.key_env, "api_key")?
             .ok_or_else(|| Error::Config("api_key: give key_file or key_env".into()))?;
-        db.put_api_key(&hash_secret(&key), &k.role, "")?;
+        if !matches!(k.role.as_str(), "admin" | "read" | "report") {
+            return Err(Error::Config(format!(
+                "api_key: role {:?}: use \"admin\", \"read\" or \"report\" (sends job reports, nothing else)",
+                k.role
+            )));
+        }
+        let h = hash_secret(&key);
+        db.put_api_key(&h, &k.role, "")?;
+        key_hashes.push(h);
+    }
+    if file_given {
+        db.retain_api_keys(&key_hashes)?;
     }
     let existing = db.checks()?;
     for d in &f.checks {
@@ -326,6 +355,7 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
             .as_deref()
             .and_then(parse_duration)
             .unwrap_or(60.0),
-        login_required: !f.users.is_empty(),
+        login_required: db.user_count()? > 0,
+        badge_secret,
     })
 }

@@ -34,12 +34,48 @@ td,th{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:to
 .st{color:#fff;font-weight:600;border-radius:3px;padding:.1em .45em}pre{background:#f6f6f6;padding:.5em;max-width:70em;overflow:auto}\
 a{color:#1a4fa0}nav{margin-bottom:1em}";
 
-fn layout(title: &str, user: Option<&(String, String)>, body: &str) -> String {
+/// A signed-in user: name, role, and the session secret (for CSRF tokens).
+pub struct Viewer {
+    pub name: String,
+    pub role: String,
+    sid: String,
+}
+
+impl Viewer {
+    /// The CSRF token of this session's forms: derived from the session
+    /// secret, so a page of another origin cannot know it.
+    pub fn csrf(&self) -> String {
+        csrf_of(&self.sid)
+    }
+}
+
+fn csrf_of(sid: &str) -> String {
+    hash_secret(&format!("strata-csrf:{sid}"))[..32].to_string()
+}
+
+fn csrf_field(user: Option<&Viewer>) -> String {
+    user.map(|u| format!("<input type=hidden name=csrf value={}>", u.csrf()))
+        .unwrap_or_default()
+}
+
+/// Whether a POST carries this session's CSRF token (no session: no token needed).
+fn csrf_ok(req: &Req, user: Option<&Viewer>) -> bool {
+    match user {
+        None => true,
+        Some(u) => req
+            .form()
+            .iter()
+            .any(|(k, v)| k == "csrf" && v.as_bytes() == u.csrf().as_bytes()),
+    }
+}
+
+fn layout(title: &str, user: Option<&Viewer>, body: &str) -> String {
     let who = match user {
-        Some((u, role)) => format!(
-            "signed in as {} ({}) · <form method=post action=/logout style=display:inline><button>log out</button></form>",
-            esc(u),
-            esc(role)
+        Some(u) => format!(
+            "signed in as {} ({}) · <form method=post action=/logout style=display:inline>{}<button>log out</button></form>",
+            esc(&u.name),
+            esc(&u.role),
+            csrf_field(Some(u))
         ),
         None => String::new(),
     };
@@ -58,25 +94,65 @@ fn badge(st: &str) -> String {
     )
 }
 
-/// Who is looking: (user, role), or None when not signed in.
-fn viewer(eng: &Engine, req: &Req) -> Option<(String, String)> {
+/// Who is looking, or None when not signed in.
+pub fn viewer(eng: &Engine, req: &Req) -> Option<Viewer> {
     let sid = req.cookie("strata_session")?;
-    eng.db.session(&hash_secret(&sid), now()).ok().flatten()
+    let (name, role) = eng.db.session(&hash_secret(&sid), now()).ok().flatten()?;
+    Some(Viewer { name, role, sid })
+}
+
+/// Whether the browser reached us over HTTPS (directly per `base_url`, or
+/// through a proxy that says so): then cookies are `Secure`.
+fn https(set: &Settings, req: &Req) -> bool {
+    set.base_url.starts_with("https://")
+        || req
+            .header("X-Forwarded-Proto")
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// A check's badge key: derived from a server secret and the check, so a
+/// badge URL can be public without revealing the ping URL (the uuid).
+pub fn badge_key(set: &Settings, c: &Check) -> String {
+    hash_secret(&format!("strata-badge:{}:{}", set.badge_secret, c.uuid))[..20].to_string()
 }
 
 pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
     let p = req.path.as_str();
     if p == "/login" {
-        return login(eng, req);
+        return login(eng, set, req);
     }
     if p == "/logout" {
-        return Ok(Resp::redirect("/login")
-            .with("Set-Cookie", "strata_session=; Path=/; Max-Age=0; HttpOnly"));
+        let user = viewer(eng, req);
+        if req.method != "POST" {
+            return Ok(Resp::redirect("/"));
+        }
+        if !csrf_ok(req, user.as_ref()) {
+            return Ok(forbidden(
+                user.as_ref(),
+                "The form has expired; reload the page.",
+            ));
+        }
+        if let Some(u) = &user {
+            eng.db.delete_session(&hash_secret(&u.sid))?;
+        }
+        return Ok(Resp::redirect("/login").with(
+            "Set-Cookie",
+            &format!(
+                "strata_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+                if https(set, req) { "; Secure" } else { "" }
+            ),
+        ));
     }
     if let Some(rest) = p.strip_prefix("/badge/") {
-        let uuid = rest.trim_end_matches(".svg");
-        return Ok(match eng.db.check_by("uuid", uuid)? {
-            Some(c) => Resp::new(200, "image/svg+xml", svg_badge(&c.name, state(&c, now()))),
+        let key = rest.trim_end_matches(".svg");
+        let found = eng
+            .db
+            .checks()?
+            .into_iter()
+            .find(|c| !key.is_empty() && badge_key(set, c) == key);
+        return Ok(match found {
+            Some(c) => Resp::new(200, "image/svg+xml", svg_badge(&c.name, state(&c, now())))
+                .with("Cache-Control", "no-cache"),
             None => Resp::text(404, "not found"),
         });
     }
@@ -84,12 +160,25 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
     if set.login_required && user.is_none() {
         return Ok(Resp::redirect("/login"));
     }
-    let admin = !set.login_required || user.as_ref().is_some_and(|u| u.1 == "admin");
+    let admin = !set.login_required || user.as_ref().is_some_and(|u| u.role == "admin");
     if let Some(rest) = p.strip_prefix("/job/") {
         let mut parts = rest.splitn(2, '/');
-        let uuid = parts.next().unwrap_or("");
+        let key = parts.next().unwrap_or("");
         let action = parts.next().unwrap_or("");
-        let Some(mut c) = eng.db.check_by("uuid", uuid)? else {
+        // Job pages are addressed by number: the uuid is the healthchecks
+        // ping credential and appears only to admins. An admin's old link
+        // by uuid still leads there.
+        let found = match key.parse::<i64>() {
+            Ok(id) => eng.db.check(id)?,
+            Err(_) if admin && crate::http::is_uuid(key) => {
+                if let Some(c) = eng.db.check_by("uuid", key)? {
+                    return Ok(Resp::redirect(&format!("/job/{}", c.id)));
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        let Some(mut c) = found else {
             return Ok(Resp::html(
                 404,
                 layout("not found", user.as_ref(), "<p>No such job.</p>"),
@@ -97,20 +186,25 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
         };
         if req.method == "POST" && (action == "pause" || action == "resume") {
             if !admin {
-                return Ok(Resp::html(
-                    403,
-                    layout(
-                        "forbidden",
-                        user.as_ref(),
-                        "<p>Read-only users cannot change checks.</p>",
-                    ),
+                return Ok(forbidden(
+                    user.as_ref(),
+                    "Read-only users cannot change checks.",
+                ));
+            }
+            if !csrf_ok(req, user.as_ref()) {
+                return Ok(forbidden(
+                    user.as_ref(),
+                    "The form has expired; reload the page.",
                 ));
             }
             c.paused = action == "pause";
             eng.db.save(&c)?;
-            return Ok(Resp::redirect(&format!("/job/{uuid}")));
+            return Ok(Resp::redirect(&format!("/job/{}", c.id)));
         }
-        return Ok(Resp::html(200, job_page(eng, &c, user.as_ref(), admin)?));
+        return Ok(Resp::html(
+            200,
+            job_page(eng, set, &c, user.as_ref(), admin)?,
+        ));
     }
     if p == "/" || p.is_empty() {
         return Ok(Resp::html(200, grid(eng, user.as_ref())?));
@@ -121,7 +215,37 @@ pub fn page(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp>
     ))
 }
 
-fn login(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
+fn forbidden(user: Option<&Viewer>, why: &str) -> Resp {
+    Resp::html(
+        403,
+        layout("forbidden", user, &format!("<p>{}</p>", esc(why))),
+    )
+}
+
+/// Failed sign-ins per client address and per user name in the last
+/// `LOGIN_WINDOW` seconds; past the limit, sign-in answers 429 before any
+/// password hashing, so guessing costs the guesser, not the workers.
+static LOGIN_FAILURES: std::sync::Mutex<Vec<(String, f64)>> = std::sync::Mutex::new(Vec::new());
+const LOGIN_WINDOW: f64 = 300.0;
+const LOGIN_MAX_PER_ADDR: usize = 10;
+const LOGIN_MAX_PER_USER: usize = 20;
+
+fn login_blocked(addr: &str, user: &str, t: f64) -> bool {
+    let mut f = LOGIN_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+    f.retain(|(_, ts)| t - ts < LOGIN_WINDOW);
+    let a = format!("addr:{addr}");
+    let u = format!("user:{user}");
+    f.iter().filter(|(k, _)| *k == a).count() >= LOGIN_MAX_PER_ADDR
+        || f.iter().filter(|(k, _)| *k == u).count() >= LOGIN_MAX_PER_USER
+}
+
+fn login_failed(addr: &str, user: &str, t: f64) {
+    let mut f = LOGIN_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+    f.push((format!("addr:{addr}"), t));
+    f.push((format!("user:{user}"), t));
+}
+
+fn login(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
     let form = "<form method=post action=/login><p><label>user <input name=user></label></p>\
 <p><label>password <input name=password type=password></label></p><p><button>sign in</button></p></form>";
     if req.method != "POST" {
@@ -135,17 +259,33 @@ fn login(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             .unwrap_or_default()
     };
     let (user, pw) = (get("user"), get("password"));
+    let t = now();
+    if login_blocked(&req.remote, &user, t) {
+        return Ok(Resp::html(
+            429,
+            layout(
+                "sign in",
+                None,
+                "<p>Too many failed sign-ins; try again in a few minutes.</p>",
+            ),
+        )
+        .with("Retry-After", &format!("{LOGIN_WINDOW:.0}")));
+    }
     if let Some((hash, role)) = eng.db.user(&user)? {
         if verify_password(&pw, &hash) {
             let sid = random_token(32);
             eng.db
-                .put_session(&hash_secret(&sid), &user, &role, now() + 7.0 * 86400.0)?;
+                .put_session(&hash_secret(&sid), &user, &role, t + 7.0 * 86400.0)?;
             return Ok(Resp::redirect("/").with(
                 "Set-Cookie",
-                &format!("strata_session={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age=604800"),
+                &format!(
+                    "strata_session={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age=604800{}",
+                    if https(set, req) { "; Secure" } else { "" }
+                ),
             ));
         }
     }
+    login_failed(&req.remote, &user, t);
     Ok(Resp::html(
         401,
         layout(
@@ -203,7 +343,7 @@ fn drill_cell(c: &Check, t: f64) -> String {
         "<td class=drill data-verdict=\"{verdict}\" data-age-s=\"{a}\" style=\"border-left:6px solid {col}\">\
 <a href=/job/{u}><span class=st style=background:{col}>drill {v}</span></a><br>{ago}</td>",
         a = age_s.map(|a| format!("{a:.0}")).unwrap_or_default(),
-        u = c.uuid,
+        u = c.id,
         v = esc(verdict),
         ago = age_s
             .map(|a| format!("{} ago", age(a)))
@@ -211,12 +351,89 @@ fn drill_cell(c: &Check, t: f64) -> String {
     )
 }
 
-fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> {
+/// How bad a state is, for ordering (worst first).
+fn severity(st: &str) -> u8 {
+    match st {
+        "down" => 6,
+        "partial" => 5,
+        "late" => 4,
+        "running" => 3,
+        "new" => 2,
+        "up" => 1,
+        _ => 0,
+    }
+}
+
+/// The colour of a last-success age by how much of the time to the
+/// deadline (next due + grace) it has used.
+fn age_color(c: &Check, t: f64) -> &'static str {
+    let (Some(ls), Some(lp)) = (c.last_success, c.last_ping) else {
+        return "#888";
+    };
+    let deadline = next_due(c, lp) + c.grace;
+    let window = (deadline - ls).max(1.0);
+    match (t - ls) / window {
+        f if f < 0.5 => "#2e9e44",
+        f if f < 0.8 => "#7a8f00",
+        f if f < 1.0 => "#e07b00",
+        _ => "#d0312d",
+    }
+}
+
+/// A 60×14 sparkline of the last runs' sizes (or durations, without sizes).
+fn sparkline(pings: &[Ping]) -> String {
+    let mut runs: Vec<&Ping> = pings
+        .iter()
+        .filter(|p| p.size.is_some() || p.duration.is_some())
+        .collect();
+    runs.truncate(12);
+    runs.reverse();
+    let sizes: Vec<f64> = runs
+        .iter()
+        .filter_map(|p| p.size.map(|v| v as f64))
+        .collect();
+    let (vals, what) = if sizes.len() >= 2 {
+        (sizes, "size")
+    } else {
+        (
+            runs.iter().filter_map(|p| p.duration).collect::<Vec<f64>>(),
+            "duration",
+        )
+    };
+    if vals.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::MAX, f64::MIN), |a, v| (a.0.min(*v), a.1.max(*v)));
+    let span = (hi - lo).max(1e-9);
+    let pts: Vec<String> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                1.0 + i as f64 * 58.0 / (vals.len() - 1) as f64,
+                13.0 - (v - lo) / span * 12.0
+            )
+        })
+        .collect();
+    format!(
+        "<svg class=spark data-series={what} width=60 height=14 role=img aria-label='{what} of the last {n} runs'><polyline fill=none stroke='#1a4fa0' stroke-width=1.3 points='{p}'/></svg>",
+        n = vals.len(),
+        p = pts.join(" ")
+    )
+}
+
+const GRID_STYLE: &str =
+    "<style>body{margin:.6em 1em;font-size:13px}h1{font-size:1.2em;margin:.2em 0}\
+nav{margin-bottom:.3em}.summary{margin:.3em 0 .5em;font-weight:600}.summary span{margin-right:.9em}\
+table.grid td,table.grid th{padding:.15em .35em;white-space:nowrap}table.grid td{min-width:9em}\
+.age{font-weight:600}.spark{vertical-align:middle;margin-left:.3em}.st{font-size:.85em}</style>";
+
+fn grid(eng: &Engine, user: Option<&Viewer>) -> crate::Result<String> {
     let checks = eng.db.checks()?;
     let t = now();
-    let mut hosts: Vec<String> = checks.iter().map(|c| c.host.clone()).collect();
-    hosts.sort();
-    hosts.dedup();
     let key = |c: &Check| -> (String, bool) {
         match c.drill_of() {
             Some(j) => (j.to_string(), true),
@@ -224,11 +441,59 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
             None => (c.job.clone(), false),
         }
     };
+    // the fleet in one line
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut drills_failing = 0;
+    for c in &checks {
+        let st = state(c, t);
+        if c.drill_of().is_some() {
+            if matches!(st, "down" | "late") {
+                drills_failing += 1;
+            }
+            continue;
+        }
+        *counts.entry(st).or_default() += 1;
+    }
+    let mut summary = String::from("<p class=summary id=summary");
+    for st in ["up", "late", "down", "partial", "running", "paused", "new"] {
+        summary.push_str(&format!(
+            " data-{st}={}",
+            counts.get(st).copied().unwrap_or(0)
+        ));
+    }
+    summary.push_str(&format!(" data-drills-failing={drills_failing}>"));
+    for st in ["down", "partial", "late", "running", "up", "paused", "new"] {
+        let n = counts.get(st).copied().unwrap_or(0);
+        if n > 0 || matches!(st, "up" | "down") {
+            summary.push_str(&format!(
+                "<span style=color:{}>{n} {st}</span>",
+                if n > 0 { color(st) } else { "#888" }
+            ));
+        }
+    }
+    if drills_failing > 0 {
+        summary.push_str(&format!(
+            "<span style=color:{}>{drills_failing} drill{} failing</span>",
+            color("down"),
+            if drills_failing == 1 { "" } else { "s" }
+        ));
+    }
+    summary.push_str("</p>");
+    // hosts worst first, then by name
+    let mut hosts: Vec<(u8, String)> = Vec::new();
+    for c in &checks {
+        let sev = severity(state(c, t));
+        match hosts.iter_mut().find(|(_, h)| *h == c.host) {
+            Some(h) => h.0 = h.0.max(sev),
+            None => hosts.push((sev, c.host.clone())),
+        }
+    }
+    hosts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     // each job's column, then its drill column when it has drills
     let mut cols: Vec<(String, bool)> = checks.iter().map(key).collect();
     cols.sort();
     cols.dedup();
-    let mut h = String::from("<table><tr><th>host</th>");
+    let mut h = String::from("<table class=grid><tr><th>host</th>");
     for (j, drill) in &cols {
         if *drill {
             h.push_str(&format!("<th class=drill>{} · drill</th>", esc(j)));
@@ -237,7 +502,7 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
         }
     }
     h.push_str("</tr>");
-    for host in &hosts {
+    for (_, host) in &hosts {
         h.push_str(&format!(
             "<tr><th>{}</th>",
             esc(if host.is_empty() { "(no host)" } else { host })
@@ -258,17 +523,22 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
                         _ if c.last_outcome == "fail" && c.last_start.is_none() => {
                             "last run failed".to_string()
                         }
-                        Some(d) if d > t => format!("in {}", age(d - t)),
+                        Some(d) if d > t => format!("next in {}", age(d - t)),
                         Some(d) => format!("{} overdue", age(t - d)),
-                        None => "—".into(),
+                        None => "no run yet".into(),
                     };
+                    let pings = eng.db.pings(c.id, 40)?;
                     h.push_str(&format!(
-                        "<td style=\"border-left:6px solid {col}\"><a href=/job/{u}>{b}</a><br>last success: {last}<br>next due: {next}<br>duration: {d}<br>size: {s}</td>",
+                        "<td class=cell data-state={st} data-age-s=\"{a}\" style=\"border-left:5px solid {col}\" title=\"{title}\"><a href=/job/{u}>{b}</a> <span class=age style=color:{ac}>{last}</span>{spark}<br><small>{next} · {d} · {sz}</small></td>",
+                        a = c.last_success.map(|s| format!("{:.0}", t - s)).unwrap_or_default(),
                         col = color(st),
-                        u = c.uuid,
+                        title = esc(&c.name),
+                        u = c.id,
                         b = badge(st),
+                        ac = age_color(c, t),
+                        spark = sparkline(&pings),
                         d = c.last_duration.map(age).unwrap_or_else(|| "—".into()),
-                        s = c.last_size.map(bytes).unwrap_or_else(|| "—".into()),
+                        sz = c.last_size.map(bytes).unwrap_or_else(|| "—".into()),
                     ));
                 }
             }
@@ -278,8 +548,13 @@ fn grid(eng: &Engine, user: Option<&(String, String)>) -> crate::Result<String> 
     h.push_str("</table>");
     if checks.is_empty() {
         h = "<p>No checks yet. Add them to the checks file, create them with the API, or ping /ping/&lt;ping_key&gt;/&lt;slug&gt;?create=1.</p>".into();
+        return Ok(layout("Backups", user, &h));
     }
-    Ok(layout("Backups", user, &h))
+    Ok(layout(
+        "Backups",
+        user,
+        &format!("{GRID_STYLE}{summary}{h}"),
+    ))
 }
 
 /// An inline SVG line chart of (x, y) points.
@@ -326,8 +601,9 @@ pub fn svg_chart(title: &str, pts: &[(f64, f64)], fmt: &dyn Fn(f64) -> String) -
 
 fn job_page(
     eng: &Engine,
+    set: &Settings,
     c: &Check,
-    user: Option<&(String, String)>,
+    user: Option<&Viewer>,
     admin: bool,
 ) -> crate::Result<String> {
     let t = now();
@@ -342,13 +618,26 @@ fn job_page(
         c.last_duration.map(age).unwrap_or_else(|| "—".into()),
         c.last_size.map(bytes).unwrap_or_else(|| "—".into()),
     );
+    // The ping URL is a credential: admins only. The badge has its own key.
+    let ping = if admin {
+        format!(" · pings: healthchecks <code>/ping/{}</code>", c.uuid)
+    } else {
+        String::new()
+    };
     h.push_str(&format!(
-        "<p>period {} + grace {}{} · pings: healthchecks <code>/ping/{}</code> · badge <code>/badge/{}.svg</code></p>",
+        "<p>period {} + grace {}{}{ping} · badge <code>/badge/{}.svg</code></p>",
         age(c.timeout),
         age(c.grace),
-        if c.schedule.is_empty() { String::new() } else { format!(" · schedule <code>{}</code> ({})", esc(&c.schedule), esc(&c.tz)) },
-        c.uuid,
-        c.uuid
+        if c.schedule.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " · schedule <code>{}</code> ({})",
+                esc(&c.schedule),
+                esc(&c.tz)
+            )
+        },
+        badge_key(set, c)
     ));
     // the job's restore drills, and the drill's report one click away
     if c.drill_of().is_none() && !c.job.is_empty() {
@@ -367,8 +656,9 @@ fn job_page(
     if admin {
         let act = if c.paused { "resume" } else { "pause" };
         h.push_str(&format!(
-            "<form method=post action=/job/{}/{act}><button>{act}</button></form>",
-            c.uuid
+            "<form method=post action=/job/{}/{act}>{}<button>{act}</button></form>",
+            c.id,
+            csrf_field(user)
         ));
     }
     let mut runs: Vec<&Ping> = pings
@@ -453,17 +743,37 @@ pub fn svg_badge(label: &str, st: &str) -> String {
     )
 }
 
-pub fn metrics(eng: &Engine) -> crate::Result<Resp> {
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus metrics. Behind the same login as the dashboard (a session,
+/// or an admin/read API key as `Authorization: Bearer` — Prometheus's
+/// `authorization` setting); series are labelled by name, host and job,
+/// never by the uuid, which is a ping credential.
+pub fn metrics(eng: &Engine, set: &Settings, req: &Req) -> crate::Result<Resp> {
+    if set.login_required
+        && viewer(eng, req).is_none()
+        && !matches!(api_role(eng, req)?.as_deref(), Some("admin" | "read"))
+    {
+        return Ok(Resp::text(
+            401,
+            "metrics need a read API key (Authorization: Bearer KEY) or a session",
+        )
+        .with("WWW-Authenticate", "Bearer"));
+    }
     let t = now();
     let mut s = String::from("# HELP strata_check_up 1 when the check is up (or partial), 0 otherwise.\n# TYPE strata_check_up gauge\n");
     let checks = eng.db.checks()?;
     let lbl = |c: &Check| {
         format!(
-            "name=\"{}\",host=\"{}\",job=\"{}\",uuid=\"{}\"",
-            c.name.replace('\\', "\\\\").replace('"', "\\\""),
-            c.host.replace('"', "\\\""),
-            c.job.replace('"', "\\\""),
-            c.uuid
+            "name=\"{}\",host=\"{}\",job=\"{}\"",
+            label(&c.name),
+            label(&c.host),
+            label(&c.job)
         )
     };
     for c in &checks {
@@ -487,7 +797,13 @@ pub fn metrics(eng: &Engine) -> crate::Result<Resp> {
     Ok(Resp::new(200, "text/plain; version=0.0.4", s))
 }
 
-fn check_json(c: &Check, set: &Settings) -> serde_json::Value {
+/// A read key's stand-in for the uuid (healthchecks' `unique_key`): stable,
+/// and useless as a ping URL.
+fn unique_key(c: &Check) -> String {
+    hash_secret(&format!("strata-unique:{}", c.uuid))[..40].to_string()
+}
+
+fn check_json(c: &Check, set: &Settings, read_only: bool) -> serde_json::Value {
     let t = now();
     let iso = |x: Option<f64>| {
         x.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
@@ -511,6 +827,15 @@ fn check_json(c: &Check, set: &Settings) -> serde_json::Value {
         "update_url": format!("{}/api/v3/checks/{}", set.base_url.trim_end_matches('/'), c.uuid),
         "host": c.host, "job": c.job,
     });
+    if read_only {
+        // healthchecks' read-only keys: no uuid, no ping or update URL
+        if let Some(o) = v.as_object_mut() {
+            o.remove("uuid");
+            o.remove("ping_url");
+            o.remove("update_url");
+            o.insert("unique_key".into(), unique_key(c).into());
+        }
+    }
     if c.schedule.is_empty() {
         v["timeout"] = serde_json::json!(c.timeout as i64);
     } else {
@@ -595,12 +920,14 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             serde_json::json!({"error": "missing api key"}),
         ));
     };
-    if req.method != "GET" && role != "admin" {
+    // a report key sends job reports and nothing else; a read key only reads
+    if role == "report" || (req.method != "GET" && role != "admin") {
         return Ok(Resp::json(
             401,
             serde_json::json!({"error": "wrong api key"}),
         ));
     }
+    let read_only = role != "admin";
     let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     if parts[0] != "checks" {
         return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
@@ -618,7 +945,7 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                     req.q("tag")
                         .is_none_or(|t| c.tags.split_whitespace().any(|x| x == t))
                 })
-                .map(|c| check_json(c, set))
+                .map(|c| check_json(c, set, read_only))
                 .collect();
             Ok(Resp::json(200, serde_json::json!({ "checks": v })))
         }
@@ -656,30 +983,39 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             }
             let id = eng.db.save(&c)?;
             let c = eng.db.check(id)?.expect("saved");
-            Ok(Resp::json(code, check_json(&c, set)))
+            Ok(Resp::json(code, check_json(&c, set, false)))
         }
         (m, 2 | 3) => {
-            let Some(mut c) = eng.db.check_by("uuid", parts[1])? else {
+            let found = match eng.db.check_by("uuid", parts[1])? {
+                Some(c) => Some(c),
+                // read keys see checks by their unique_key, as in healthchecks
+                None => eng
+                    .db
+                    .checks()?
+                    .into_iter()
+                    .find(|c| unique_key(c) == parts[1]),
+            };
+            let Some(mut c) = found else {
                 return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
             };
             match (m, parts.get(2).copied()) {
-                ("GET", None) => Ok(Resp::json(200, check_json(&c, set))),
+                ("GET", None) => Ok(Resp::json(200, check_json(&c, set, read_only))),
                 ("POST", None) => {
                     if let Err(e) = apply(&mut c, &body) {
                         return Ok(Resp::json(400, serde_json::json!({"error": e})));
                     }
                     eng.db.save(&c)?;
-                    Ok(Resp::json(200, check_json(&c, set)))
+                    Ok(Resp::json(200, check_json(&c, set, false)))
                 }
                 ("DELETE", None) => {
-                    let v = check_json(&c, set);
+                    let v = check_json(&c, set, false);
                     eng.db.delete_check(c.id)?;
                     Ok(Resp::json(200, v))
                 }
                 ("POST", Some(a @ ("pause" | "resume"))) => {
                     c.paused = a == "pause";
                     eng.db.save(&c)?;
-                    Ok(Resp::json(200, check_json(&c, set)))
+                    Ok(Resp::json(200, check_json(&c, set, false)))
                 }
                 ("GET", Some("pings")) => {
                     let v: Vec<serde_json::Value> = eng

@@ -802,6 +802,47 @@ impl Db {
         .map(|_| ())
     }
 
+    /// How many dashboard users exist (any: the dashboard needs a login).
+    pub fn user_count(&self) -> Result<i64> {
+        Ok(self
+            .one("SELECT COUNT(*) FROM users", &[])?
+            .map(|r| r[0].i())
+            .unwrap_or(0))
+    }
+
+    /// Revocation: removes every user not in `keep`, then every session
+    /// whose user is gone or whose role changed.
+    pub fn retain_users(&self, keep: &[String]) -> Result<()> {
+        for r in self.query("SELECT name FROM users", &[])? {
+            let name = r[0].t();
+            if !keep.contains(&name) {
+                self.exec("DELETE FROM users WHERE name = ?1", &[name.into()])?;
+            }
+        }
+        self.exec(
+            "DELETE FROM sessions WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.name = sessions.user_name AND u.role = sessions.role)",
+            &[],
+        )?;
+        Ok(())
+    }
+
+    /// Revocation: removes every API key whose hash is not in `keep`.
+    pub fn retain_api_keys(&self, keep: &[String]) -> Result<()> {
+        for r in self.query("SELECT hash FROM api_keys", &[])? {
+            let h = r[0].t();
+            if !keep.contains(&h) {
+                self.exec("DELETE FROM api_keys WHERE hash = ?1", &[h.into()])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logout: the session ends on the server, whatever the browser keeps.
+    pub fn delete_session(&self, hash: &str) -> Result<()> {
+        self.exec("DELETE FROM sessions WHERE hash = ?1", &[hash.into()])
+            .map(|_| ())
+    }
+
     pub fn session(&self, hash: &str, now: f64) -> Result<Option<(String, String)>> {
         Ok(self
             .one(

@@ -96,10 +96,70 @@ pub struct Incoming {
 }
 
 pub struct Engine {
-    pub db: Db,
+    pub db: Arc<Db>,
     pub channels: Vec<Channel>,
     /// Public URL prefix for links in notifications.
     pub base_url: String,
+    /// Notifications go out from here, never from a request or the alert loop.
+    pub outbox: Outbox,
+}
+
+/// One queue and one sender thread per channel: a slow webhook or a hung
+/// command delays only its own channel's messages (each send has its own
+/// limit: 10 s per HTTP attempt, the command's `timeout`), never a ping, the
+/// alert loop or another channel. Each outcome is logged to the database.
+pub struct Outbox {
+    queues: Vec<(Channel, std::sync::Mutex<std::sync::mpsc::Sender<Notice>>)>,
+}
+
+struct Notice {
+    check: Check,
+    event: Event,
+    t: f64,
+}
+
+impl Outbox {
+    pub fn start(channels: &[Channel], db: Arc<Db>, base_url: &str) -> Outbox {
+        let mut queues = Vec::new();
+        for ch in channels {
+            let (tx, rx) = std::sync::mpsc::channel::<Notice>();
+            let (c, d, base) = (ch.clone(), db.clone(), base_url.to_string());
+            std::thread::Builder::new()
+                .name(format!("notify-{}", ch.name))
+                .spawn(move || {
+                    for n in rx {
+                        let r = c.send(&n.check, &n.event, n.t, &base);
+                        if let Err(e) = &r {
+                            eprintln!("notification {} via {}: {e}", n.event.name(), c.name);
+                        }
+                        let _ = d.log_notification(
+                            n.check.id,
+                            n.t,
+                            &c.name,
+                            n.event.name(),
+                            r.is_ok(),
+                            &r.err().unwrap_or_default(),
+                        );
+                    }
+                })
+                .expect("spawn a notifier thread");
+            queues.push((ch.clone(), std::sync::Mutex::new(tx)));
+        }
+        Outbox { queues }
+    }
+
+    fn push(&self, c: &Check, ev: &Event, t: f64) {
+        for (ch, tx) in &self.queues {
+            if ch.applies_to(c) {
+                let tx = tx.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = tx.send(Notice {
+                    check: c.clone(),
+                    event: ev.clone(),
+                    t,
+                });
+            }
+        }
+    }
 }
 
 /// Durations of 72 h or more are not shown (healthchecks' MAX_DURATION).
@@ -120,7 +180,9 @@ impl Engine {
         let mut duration = None;
         let mut events = Vec::new();
         if !ignore {
-            if c.paused {
+            // a run's end resumes a paused check; `start` and `log` do not
+            // (healthchecks)
+            if c.paused && matches!(inc.kind, Kind::Success | Kind::Fail | Kind::Partial) {
                 c.paused = false;
             }
             match inc.kind {
@@ -141,8 +203,17 @@ impl Engine {
                     if inc.duration.is_some() {
                         duration = inc.duration;
                     }
-                    c.last_start = None;
-                    c.last_start_rid = None;
+                    // The open run ends with its own rid, with no rid, or
+                    // with any failure; a success of another run (another
+                    // rid) leaves it open, so overlapping runs keep their
+                    // durations (healthchecks).
+                    let ends_open_run = inc.kind == Kind::Fail
+                        || inc.rid.is_empty()
+                        || c.last_start_rid.as_deref() == Some(inc.rid.as_str());
+                    if ends_open_run {
+                        c.last_start = None;
+                        c.last_start_rid = None;
+                    }
                     c.last_ping = Some(t);
                     c.last_outcome = inc.kind.as_str().to_string();
                     if inc.kind != Kind::Fail {
@@ -266,20 +337,7 @@ impl Engine {
             );
             return;
         }
-        for ch in &self.channels {
-            if !ch.applies_to(c) {
-                continue;
-            }
-            let r = ch.send(c, &ev, t, &self.base_url);
-            let _ = self.db.log_notification(
-                c.id,
-                t,
-                &ch.name,
-                ev.name(),
-                r.is_ok(),
-                &r.err().unwrap_or_default(),
-            );
-        }
+        self.outbox.push(c, &ev, t);
     }
 
     /// One pass of the alert loop over every check.

@@ -1,10 +1,7 @@
 //! HTTP routes. Push APIs answer exactly as Uptime Kuma and healthchecks do
 //! (status codes, bodies, headers); see docs/monitor.md for the list.
 
-use std::io::Read;
 use std::sync::Arc;
-
-use tiny_http::{Header, Method, Request, Response};
 
 use crate::config::Settings;
 use crate::db::Check;
@@ -82,7 +79,7 @@ impl Resp {
     }
 }
 
-fn pct_decode(s: &str) -> String {
+pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -173,42 +170,9 @@ pub fn js_parse_float(s: &str) -> f64 {
         .unwrap_or_else(|_| t[..mant].parse().unwrap_or(f64::NAN))
 }
 
-fn read_req(r: &mut Request, limit: usize) -> Req {
-    let url = r.url().to_string();
-    let (path, q) = url.split_once('?').unwrap_or((&url, ""));
-    let mut body = Vec::new();
-    let _ = r.as_reader().take(limit as u64).read_to_end(&mut body);
-    Req {
-        method: r.method().as_str().to_uppercase(),
-        path: pct_decode(path),
-        query: parse_query(q),
-        headers: r
-            .headers()
-            .iter()
-            .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
-            .collect(),
-        body,
-        remote: r
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-    }
-}
-
-pub fn handle(eng: &Arc<Engine>, set: &Settings, mut r: Request) {
-    let req = read_req(&mut r, set.body_limit.max(1 << 20));
-    let resp =
-        route(eng, set, &req).unwrap_or_else(|e| Resp::text(500, &format!("internal error: {e}")));
-    let head = *r.method() == Method::Head;
-    let mut out = Response::from_data(if head { Vec::new() } else { resp.body })
-        .with_status_code(resp.code)
-        .with_header(Header::from_bytes("Content-Type", resp.ctype).expect("header"));
-    for (k, v) in resp.headers {
-        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            out.add_header(h);
-        }
-    }
-    let _ = r.respond(out);
+/// The response to one request (every route; errors become a 500).
+pub fn respond(eng: &Arc<Engine>, set: &Settings, req: &Req) -> Resp {
+    route(eng, set, req).unwrap_or_else(|e| Resp::text(500, &format!("internal error: {e}")))
 }
 
 fn route(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
@@ -233,7 +197,7 @@ fn route(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
         });
     }
     if p == "/metrics" {
-        return crate::dashboard::metrics(eng);
+        return crate::dashboard::metrics(eng, set, req);
     }
     // hc-ping.com style: /<uuid>[/…] and /<ping_key>/<slug>[/…].
     if set.bare_routes {
@@ -293,7 +257,7 @@ fn kuma(eng: &Arc<Engine>, req: &Req, token: &str) -> crate::Result<Resp> {
             rid: String::new(),
             method: req.method.clone(),
             ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: req.remote.clone(),
+            remote: client_addr(req),
             size: None,
             report: None,
             duration: ping.map(|ms| ms / 1000.0),
@@ -302,8 +266,29 @@ fn kuma(eng: &Arc<Engine>, req: &Req, token: &str) -> crate::Result<Resp> {
     Ok(Resp::new(200, "application/json", "{\"ok\":true}"))
 }
 
+/// A healthchecks ping response: never cached (Django's `never_cache`, as
+/// healthchecks answers), so a caching proxy cannot swallow GET pings.
 fn hc_text(code: u16, body: &str) -> Resp {
-    Resp::text(code, body).with("Access-Control-Allow-Origin", "*")
+    let expires = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    Resp::text(code, body)
+        .with("Access-Control-Allow-Origin", "*")
+        .with(
+            "Cache-Control",
+            "max-age=0, no-cache, no-store, must-revalidate, private",
+        )
+        .with("Expires", &expires)
+}
+
+/// The client's address: the first `X-Forwarded-For` entry when a proxy
+/// set one (as healthchecks records it), else the peer.
+fn client_addr(req: &Req) -> String {
+    req.header("X-Forwarded-For")
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| req.remote.clone())
 }
 
 /// healthchecks: `<uuid>[/start|/fail|/log|/<0-255>]` and `<ping_key>/<slug>[/…]`.
@@ -364,7 +349,8 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
         }
         _ => return Ok(hc_text(404, "not found")),
     };
-    let rid = req.q("rid").unwrap_or("").to_string();
+    // any case (macOS `uuidgen` prints upper case); stored canonical
+    let rid = req.q("rid").unwrap_or("").to_ascii_lowercase();
     if !rid.is_empty() && !is_uuid(&rid) {
         return Ok(hc_text(400, "invalid uuid format"));
     }
@@ -379,7 +365,7 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
             rid,
             method: req.method.clone(),
             ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: req.remote.clone(),
+            remote: client_addr(req),
             size: None,
             report: None,
             duration: None,
@@ -393,24 +379,35 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
     Ok(hc_text(code, text).with("Ping-Body-Limit", &set.body_limit.to_string()))
 }
 
-/// The role of an API key (X-Api-Key header, or `api_key` in a JSON body).
+/// The role of an API key (X-Api-Key header, `Authorization: Bearer` as
+/// Prometheus sends it, or `api_key` in a JSON body).
 pub fn api_role(eng: &Engine, req: &Req) -> crate::Result<Option<String>> {
-    let key = req.header("X-Api-Key").map(str::to_string).or_else(|| {
-        serde_json::from_slice::<serde_json::Value>(&req.body)
-            .ok()
-            .and_then(|v| {
-                v.get("api_key")
-                    .and_then(|k| k.as_str())
-                    .map(str::to_string)
-            })
-    });
+    let bearer = req
+        .header("Authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_string());
+    let key = req
+        .header("X-Api-Key")
+        .map(str::to_string)
+        .or(bearer)
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("api_key")
+                        .and_then(|k| k.as_str())
+                        .map(str::to_string)
+                })
+        });
     match key {
         Some(k) if !k.is_empty() => eng.db.api_key_role(&hash_secret(&k)),
         _ => Ok(None),
     }
 }
 
-/// Native job report: POST /api/report with an admin API key and a JobReport.
+/// Native job report: POST /api/report with a `report` (or admin) API key
+/// and a JobReport. A `report` key can do nothing else, so the key every
+/// backup host holds cannot read, change or delete checks.
 fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
     if req.method != "POST" {
         return Ok(Resp::json(
@@ -418,10 +415,10 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             serde_json::json!({"error": "POST a JSON job report"}),
         ));
     }
-    if api_role(eng, req)?.as_deref() != Some("admin") {
+    if !matches!(api_role(eng, req)?.as_deref(), Some("admin" | "report")) {
         return Ok(Resp::json(
             401,
-            serde_json::json!({"error": "missing or invalid X-Api-Key (an admin key)"}),
+            serde_json::json!({"error": "missing or invalid X-Api-Key (a report or admin key)"}),
         ));
     }
     let r: strata_format::report::JobReport = match serde_json::from_slice(&req.body) {
@@ -473,7 +470,7 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             rid: r.run_id.clone(),
             method: req.method.clone(),
             ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: req.remote.clone(),
+            remote: client_addr(req),
             size: r.bytes_total.map(|b| b as i64),
             duration: (r.duration > 0.0).then_some(r.duration),
             report: Some(r),

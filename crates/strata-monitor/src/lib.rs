@@ -14,6 +14,7 @@ pub mod db;
 pub mod engine;
 pub mod http;
 pub mod notify;
+pub mod serve;
 pub use strata_schedule as schedule;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,7 +102,7 @@ pub struct Monitor {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     pub addr: std::net::SocketAddr,
-    server: Arc<tiny_http::Server>,
+    server: serve::Server,
 }
 
 impl Monitor {
@@ -112,30 +113,31 @@ impl Monitor {
             None => None,
         };
         let settings = config::sync(&db, file.as_ref())?;
+        let db = Arc::new(db);
         let engine = Arc::new(engine::Engine {
+            outbox: engine::Outbox::start(&settings.channels, db.clone(), &settings.base_url),
             db,
             channels: settings.channels.clone(),
             base_url: settings.base_url.clone(),
         });
-        let server = Arc::new(
-            tiny_http::Server::http(&o.listen)
-                .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", o.listen)))?,
-        );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| Error::Io("not an IP listener".into()))?;
+        let listener = std::net::TcpListener::bind(&o.listen)
+            .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", o.listen)))?;
         let settings = Arc::new(settings);
+        let limits = serve::Limits {
+            workers: o.workers.max(1),
+            max_body: settings.body_limit.max(1 << 20),
+            ..serve::Limits::default()
+        };
+        let (eng, set) = (engine.clone(), settings.clone());
+        let server = serve::Server::start(
+            listener,
+            limits,
+            Arc::new(move |req: http::Req| http::respond(&eng, &set, &req)),
+        )
+        .map_err(|e| Error::Io(format!("cannot serve on {}: {e}", o.listen)))?;
+        let addr = server.addr;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for _ in 0..o.workers.max(1) {
-            let (srv, eng, set) = (server.clone(), engine.clone(), settings.clone());
-            threads.push(std::thread::spawn(move || {
-                while let Ok(req) = srv.recv() {
-                    http::handle(&eng, &set, req);
-                }
-            }));
-        }
         {
             let (eng, st) = (engine.clone(), stop.clone());
             let every = Duration::from_secs_f64(o.alert_interval.max(0.05));
@@ -175,6 +177,7 @@ impl Monitor {
 
     /// Serve until the process ends.
     pub fn wait(self) {
+        self.server.wait();
         for t in self.threads {
             let _ = t.join();
         }
@@ -182,10 +185,7 @@ impl Monitor {
 
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
-        for _ in 1..self.threads.len() {
-            self.server.unblock();
-        }
+        self.server.stop();
     }
 }
 

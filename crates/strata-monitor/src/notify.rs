@@ -61,6 +61,9 @@ pub enum Kind {
     },
     Command {
         argv: Vec<String>,
+        /// Killed (with its process group) after this long; default 30s.
+        #[serde(default)]
+        timeout: Option<String>,
     },
 }
 
@@ -125,7 +128,8 @@ pub fn payload(c: &Check, ev: &Event, t: f64, base: &str) -> Payload {
             format!("{who}: backup size {size} B is far below the recent median {median:.0} B"),
         ),
     };
-    let url = format!("{}/job/{}", base.trim_end_matches('/'), c.uuid);
+    // by number: the uuid is the ping credential and stays out of messages
+    let url = format!("{}/job/{}", base.trim_end_matches('/'), c.id);
     let since_txt = since
         .as_ref()
         .map(|s| format!(" since {s}"))
@@ -191,7 +195,7 @@ impl Channel {
                 "text/plain",
                 &p.message,
                 &[
-                    ("Title", p.title.clone()),
+                    ("Title", header_text(&p.title)),
                     (
                         "Priority",
                         if p.state == "down" { "high" } else { "default" }.into(),
@@ -223,12 +227,16 @@ impl Channel {
                 &[("X-Gotify-Key", token.clone())],
             ),
             Kind::Email { smtp, from, to } => send_mail(smtp, from, to, &p.title, &p.message),
-            Kind::Command { argv } => {
+            Kind::Command { argv, timeout } => {
                 let Some((prog, args)) = argv.split_first() else {
                     return Err("empty argv".into());
                 };
-                let st = std::process::Command::new(prog)
-                    .args(args)
+                let limit = timeout
+                    .as_deref()
+                    .and_then(crate::parse_duration)
+                    .unwrap_or(30.0);
+                let mut cmd = std::process::Command::new(prog);
+                cmd.args(args)
                     .env("STRATA_EVENT", p.event)
                     .env("STRATA_HOST", &p.host)
                     .env("STRATA_JOB", &p.job)
@@ -236,17 +244,68 @@ impl Channel {
                     .env("STRATA_STATE", &p.state)
                     .env("STRATA_MESSAGE", &p.message)
                     .env("STRATA_URL", &p.url)
-                    .stdin(std::process::Stdio::null())
-                    .status()
-                    .map_err(|e| format!("{prog}: {e}"))?;
-                if st.success() {
-                    Ok(())
-                } else {
-                    Err(format!("{prog} exited with {st}"))
-                }
+                    .stdin(std::process::Stdio::null());
+                run_bounded(cmd, prog, Duration::from_secs_f64(limit.max(0.1)))
             }
         }
     }
+}
+
+/// Runs a notifier command in its own process group; past `limit` the whole
+/// group is killed, so a hung script cannot hold its channel's queue.
+fn run_bounded(mut cmd: std::process::Command, prog: &str, limit: Duration) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => return Err(format!("{prog} exited with {st}")),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{prog}: {e}")),
+        }
+        if std::time::Instant::now() >= deadline {
+            // SAFETY: signals the child's own process group (pgid = its pid).
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{prog} did not finish within {}; killed",
+                crate::age(limit.as_secs_f64())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP header value from any text: ASCII as is, anything else as an
+/// RFC 2047 encoded word (`=?UTF-8?B?…?=`), which ntfy decodes. Line breaks
+/// become spaces.
+pub fn header_text(s: &str) -> String {
+    let s = s.replace(['\r', '\n'], " ");
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s;
+    }
+    format!("=?UTF-8?B?{}?=", base64(s.as_bytes()))
+}
+
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for ch in b.chunks(3) {
+        let n = (ch[0] as u32) << 16
+            | (*ch.get(1).unwrap_or(&0) as u32) << 8
+            | *ch.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= ch.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A minimal SMTP client (EHLO, MAIL, RCPT, DATA) for a relay on the host
@@ -311,4 +370,33 @@ pub fn send_mail(
     expect(&mut r, "250")?;
     let _ = w.write_all(b"QUIT\r\n");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_from_any_text() {
+        assert_eq!(header_text("web1/nightly is DOWN"), "web1/nightly is DOWN");
+        assert_eq!(header_text("a\r\nb"), "a  b");
+        // "Sauvegarde échouée" in RFC 2047 base64
+        let h = header_text("Sauvegarde échouée");
+        assert_eq!(h, "=?UTF-8?B?U2F1dmVnYXJkZSDDqWNob3XDqWU=?=");
+        assert!(h.is_ascii());
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_at_its_limit() {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "sleep 30 & wait"]);
+        let t = std::time::Instant::now();
+        let r = run_bounded(cmd, "sh", Duration::from_millis(300));
+        assert!(r.as_ref().is_err_and(|e| e.contains("killed")), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
 }

@@ -2460,7 +2460,16 @@ fn drill_passes_then_catches_each_fault() {
     // the period the drill report brought: its daily schedule
     assert_eq!(dc["tags"], "drill", "{dc}");
     assert_eq!(dc["timeout"], 86400, "{dc}");
-    let page = crate::monitor::http("GET", &format!("{base}/job/{job}"), None, &[]).2;
+    // a job page by uuid leads an admin to its numbered page
+    let (code, head, _) = crate::monitor::http("GET", &format!("{base}/job/{job}"), None, &[]);
+    assert_eq!(code, 303, "{head}");
+    let to = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let page = crate::monitor::http("GET", &format!("{base}{to}"), None, &[]).2;
     assert!(
         page.contains("restore drill") && page.contains("drill passed"),
         "{page}"

@@ -1,0 +1,130 @@
+//! healthchecks behaviours existing scripts rely on, each found missing by
+//! driving the landed server (d8cd346) as those scripts do.
+
+use std::time::Duration;
+
+use super::{api, http, pings, Server, UUID};
+use crate::util::Env;
+
+fn start(env: &Env) -> Server {
+    Server::start(
+        &super::write_checks(env, ""),
+        &format!("sqlite://{}", env.path("m.db").display()),
+    )
+}
+
+/// An upper-case rid (macOS `uuidgen`) is accepted, stored canonical, and
+/// its run's duration measured; a success of another run leaves the first
+/// run open, so overlapping runs keep their own durations.
+#[test]
+fn upper_case_rids_and_overlapping_runs() {
+    let env = Env::new("compat-rid");
+    let s = start(&env);
+    let base = format!("{}/ping/{UUID}", s.base);
+    let a = "3F2504E0-4F89-41D3-9A0C-0305E82C3301";
+    let b = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    let (code, _, body) = http("GET", &format!("{base}/start?rid={a}"), None, &[]);
+    assert_eq!((code, body.as_str()), (200, "OK"));
+    std::thread::sleep(Duration::from_millis(1200));
+    // run B (started elsewhere, overlapping) ends: run A stays open
+    assert_eq!(http("GET", &format!("{base}?rid={b}"), None, &[]).0, 200);
+    let c = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+    assert_eq!(
+        c["status"], "started",
+        "a success of run B ended run A: {c}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(http("GET", &format!("{base}?rid={a}"), None, &[]).0, 200);
+    let c = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+    assert_eq!(c["status"], "up", "{c}");
+    let d = c["last_duration"].as_i64().unwrap();
+    assert!((2..=4).contains(&d), "run A took ~2.2 s: {c}");
+    let p = pings(&s, UUID);
+    assert!(
+        p.iter().any(|p| p["rid"] == a.to_ascii_lowercase()),
+        "{p:?}"
+    );
+    // and an upper-case rid on its own measures its run
+    let r = "0A1B2C3D-0000-4000-8000-00000000ABCD";
+    assert_eq!(
+        http("POST", &format!("{base}/start?rid={r}"), Some(""), &[]).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        http("POST", &format!("{base}?rid={r}"), Some(""), &[]).0,
+        200
+    );
+    let p = pings(&s, UUID);
+    assert!(
+        p[0]["duration"]
+            .as_f64()
+            .is_some_and(|d| (1.0..3.0).contains(&d)),
+        "{:?}",
+        p[0]
+    );
+}
+
+/// `/start` and `/log` leave a paused check paused (and `/log` changes no
+/// state); a success resumes it.
+#[test]
+fn start_and_log_do_not_unpause() {
+    let env = Env::new("compat-pause");
+    let s = start(&env);
+    let base = format!("{}/ping/{UUID}", s.base);
+    api(
+        &s,
+        "POST",
+        &format!("/api/v3/checks/{UUID}/pause"),
+        Some(""),
+    );
+    for suffix in ["/start", "/log"] {
+        assert_eq!(
+            http("POST", &format!("{base}{suffix}"), Some("x"), &[]).0,
+            200
+        );
+        let c = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+        assert_eq!(c["status"], "paused", "after {suffix}: {c}");
+    }
+    assert_eq!(http("POST", &base, Some(""), &[]).0, 200);
+    let c = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+    assert_eq!(c["status"], "up", "{c}");
+}
+
+/// Ping responses are never cached (healthchecks' headers), and behind a
+/// proxy the ping records the client from `X-Forwarded-For`.
+#[test]
+fn ping_responses_are_uncacheable_and_proxies_are_seen_through() {
+    let env = Env::new("compat-cache");
+    let s = start(&env);
+    let (code, head, _) = http(
+        "GET",
+        &format!("{}/ping/{UUID}", s.base),
+        None,
+        &[
+            "X-Forwarded-For: 203.0.113.7, 10.0.0.1",
+            "X-Forwarded-Proto: https",
+        ],
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("cache-control: max-age=0, no-cache, no-store, must-revalidate, private"),
+        "{head}"
+    );
+    let expires = head
+        .lines()
+        .find_map(|l| l.strip_prefix("expires: "))
+        .expect(&head);
+    assert!(expires.ends_with(" GMT"), "{expires}");
+    let p = pings(&s, UUID);
+    assert_eq!(p[0]["remote_addr"], "203.0.113.7", "{:?}", p[0]);
+    // a 404 is not cacheable either
+    let (code, head, _) = http(
+        "GET",
+        &format!("{}/ping/00000000-0000-4000-8000-000000000000", s.base),
+        None,
+        &[],
+    );
+    assert_eq!(code, 404);
+    assert!(head.contains("cache-control: max-age=0"), "{head}");
+}

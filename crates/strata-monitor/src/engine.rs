@@ -102,6 +102,15 @@ pub struct Engine {
     pub base_url: String,
     /// Notifications go out from here, never from a request or the alert loop.
     pub outbox: Outbox,
+    /// Per-check serialisation of pings (by id, striped).
+    pub stripes: Vec<std::sync::Mutex<()>>,
+}
+
+const STRIPES: usize = 64;
+
+/// The stripes of [`Engine::stripes`].
+pub fn stripes() -> Vec<std::sync::Mutex<()>> {
+    (0..STRIPES).map(|_| std::sync::Mutex::new(())).collect()
 }
 
 /// One queue and one sender thread per channel: a slow webhook or a hung
@@ -168,7 +177,20 @@ const MAX_DURATION: f64 = 72.0 * 3600.0;
 impl Engine {
     /// Apply a ping to a check: store it, update the state, and send what it
     /// causes (partial run, too short/long, size drop, recovery).
-    pub fn ping(self: &Arc<Self>, mut c: Check, inc: Incoming) -> Result<()> {
+    pub fn ping(self: &Arc<Self>, c: Check, inc: Incoming) -> Result<()> {
+        // One check's pings apply one at a time, each to the state the last
+        // one left (re-read under the lock), so none is lost (n_pings, run
+        // starts); the lock is released before waiting for durability, so
+        // pings of one check still share fsyncs.
+        let stripe = &self.stripes[(c.id.unsigned_abs() % STRIPES as u64) as usize];
+        let guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.db.check(c.id)?.unwrap_or(c);
+        let commit = self.apply(c, inc)?;
+        drop(guard);
+        self.db.durable(commit)
+    }
+
+    fn apply(self: &Arc<Self>, mut c: Check, inc: Incoming) -> Result<crate::db::Commit> {
         let t = now();
         let mut kind = inc.kind.as_str().to_string();
         // Paused with manual resume: recorded, ignored.
@@ -268,7 +290,7 @@ impl Engine {
                 .map(|r| serde_json::to_string(r).unwrap_or_default())
                 .unwrap_or_default(),
         };
-        self.db.record(&c, &p)?;
+        let commit = self.db.record(&c, &p)?;
         for ev in events {
             self.notify(&c, ev, t);
         }
@@ -290,7 +312,7 @@ impl Engine {
         let detail = (inc.kind == Kind::Fail && !failed.is_empty())
             .then(|| format!("failed: {}", failed.join("; ")));
         self.evaluate_with(&c, t, detail)?;
-        Ok(())
+        Ok(commit)
     }
 
     /// Compare a check's state with what was last notified; send down /

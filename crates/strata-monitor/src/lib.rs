@@ -119,6 +119,7 @@ impl Monitor {
             db,
             channels: settings.channels.clone(),
             base_url: settings.base_url.clone(),
+            stripes: engine::stripes(),
         });
         let listener = std::net::TcpListener::bind(&o.listen)
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", o.listen)))?;

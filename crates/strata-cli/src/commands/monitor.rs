@@ -28,8 +28,8 @@ pub struct Serve {
     /// Seconds between passes of the alert loop.
     #[arg(long, default_value = "10", value_name = "SECONDS")]
     pub alert_interval: f64,
-    /// HTTP worker threads.
-    #[arg(long, default_value = "4")]
+    /// Requests handled at once (database writes share one fsync per batch).
+    #[arg(long, default_value = "8")]
     pub workers: usize,
 }
 

@@ -230,24 +230,20 @@ printf 'oci-test-password' > "$work/oci.pass"
 podman secret rm strata_password >/dev/null 2>&1 || true
 podman secret create strata_password "$work/oci.pass" >/dev/null
 src_dirs="usr/share/doc etc/ssl"
-podman run --rm \
-  --name strata-backup-job \
-  --security-opt label=type:spc_t \
-  --hostname hermes \
-  --secret strata_password,type=env,target=STRATA_PASSWORD \
-  -v /:/mnt/root:ro \
-  -v "$work/oci-repo:/repo" \
-  -e STRATA_REPOSITORY=/repo \
-  "$image" --quiet init
-podman run --rm \
-  --name strata-backup-job \
-  --security-opt label=type:spc_t \
-  --hostname hermes \
-  --secret strata_password,type=env,target=STRATA_PASSWORD \
-  -v /:/mnt/root:ro \
-  -v "$work/oci-repo:/repo" \
-  -e STRATA_REPOSITORY=/repo \
-  "$image" backup --one-file-system /mnt/root/usr/share/doc /mnt/root/etc/ssl
+# The seed's line, rewritten (docs/install.md), with a local repository.
+seed_line() {
+  podman run --rm \
+    --name strata-backup-job \
+    --security-opt label=type:spc_t \
+    --hostname hermes \
+    --secret strata_password,type=env,target=STRATA_PASSWORD \
+    -v /:/mnt/root:ro \
+    -v "$work/oci-repo:/repo" \
+    -e STRATA_REPOSITORY=/repo \
+    "$image" "$@"
+}
+seed_line --quiet init
+seed_line backup --one-file-system /mnt/root/usr/share/doc /mnt/root/etc/ssl
 podman run --rm --secret strata_password,type=env,target=STRATA_PASSWORD \
   -v "$work/oci-repo:/repo" -v "$work/oci-restore:/restore" -e STRATA_REPOSITORY=/repo \
   "$image" --quiet restore latest --target /restore

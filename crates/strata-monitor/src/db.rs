@@ -476,8 +476,22 @@ impl Db {
     /// Open `sqlite://PATH` (or a plain path) or `postgres://…`.
     pub fn open(url: &str) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut c = postgres::Client::connect(url, postgres::NoTls)
-                .map_err(|x| Error::Db(format!("{}: {x}", redact(url))))?;
+            let (tls, pg_url) = crate::pgtls::mode(url);
+            let connected = if tls {
+                postgres::Client::connect(&pg_url, crate::pgtls::Rustls::new())
+            } else {
+                postgres::Client::connect(&pg_url, postgres::NoTls)
+            };
+            let mut c = connected.map_err(|x| {
+                // the cause (a certificate, pg_hba) is in the source chain
+                let mut msg = x.to_string();
+                let mut src = std::error::Error::source(&x);
+                while let Some(e) = src {
+                    msg.push_str(&format!(": {e}"));
+                    src = e.source();
+                }
+                Error::Db(format!("{}: {msg}", redact(url)))
+            })?;
             c.batch_execute(&pg_schema(SCHEMA)).map_err(pg)?;
             return Ok(Db {
                 conn: Mutex::new(Conn::Pg(Box::new(c))),

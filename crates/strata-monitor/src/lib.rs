@@ -14,6 +14,7 @@ pub mod db;
 pub mod engine;
 pub mod http;
 pub mod notify;
+pub mod pgtls;
 pub mod serve;
 pub use strata_schedule as schedule;
 

@@ -624,6 +624,13 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start(env: &Env) -> Postgres {
+        Self::start_opts(env, false)
+    }
+
+    /// With `tls`: the server has a certificate for 127.0.0.1 signed by a
+    /// throwaway CA (`pgdata/ca.crt`), and pg_hba admits TCP clients over
+    /// TLS only.
+    pub fn start_opts(env: &Env, tls: bool) -> Postgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("postgresql (scripts/test.sh installs it)")
             .filter_map(|e| e.ok())
@@ -650,6 +657,38 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        let mut ssl: Vec<String> = Vec::new();
+        if tls {
+            let sh = |script: &str| {
+                let o = Command::new("sh")
+                    .arg("-ec")
+                    .arg(script)
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            };
+            sh(
+                "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                  -keyout ca.key -out ca.crt -subj '/CN=strata test PG CA' -days 2 2>/dev/null
+                openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                  -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
+                printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+                openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                  -out server.crt -days 2 -extfile san.ext 2>/dev/null
+                chmod 0600 server.key
+                printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\n' > pg_hba.conf
+                chown -R postgres .",
+            );
+            ssl = vec![
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", dir.join("server.crt").display()),
+                "-c".into(),
+                format!("ssl_key_file={}", dir.join("server.key").display()),
+            ];
+        }
         let port = free_port();
         let child = Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -659,6 +698,7 @@ impl Postgres {
             .args(["-p", &port.to_string(), "-k"])
             .arg(&dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
+            .args(&ssl)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

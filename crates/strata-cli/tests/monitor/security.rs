@@ -524,3 +524,82 @@ fn notifications(env: &Env) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// PostgreSQL over TLS when the URL asks (`sslmode=require`): against a
+/// server that admits TCP clients over TLS only, the monitor connects with
+/// the CA trusted, and refuses a server whose certificate it cannot verify.
+#[test]
+fn postgresql_over_tls_when_the_url_asks() {
+    let env = Env::new("sec-pgtls");
+    let pg = super::Postgres::start_opts(&env, true);
+    let ca = env.path("pgdata/ca.crt");
+    let checks = super::write_checks(&env, "");
+    // the monitor's start, to its exit or to a healthy /healthz
+    let try_start = |url: &str, cert_file: &std::path::Path| -> (bool, String) {
+        let port = crate::util::free_port();
+        let mut child = std::process::Command::new(crate::util::strata_bin())
+            .args([
+                "monitor",
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database",
+                url,
+            ])
+            .arg("--checks")
+            .arg(&checks)
+            .env("SSL_CERT_FILE", cert_file)
+            .env("SSL_CERT_DIR", env.path("no-such-dir"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                return (false, err);
+            }
+            if http(
+                "GET",
+                &format!("http://127.0.0.1:{port}/healthz"),
+                None,
+                &[],
+            )
+            .0 == 200
+            {
+                let code = http(
+                    "GET",
+                    &format!("http://127.0.0.1:{port}/ping/{UUID}"),
+                    None,
+                    &[],
+                )
+                .0;
+                let _ = child.kill();
+                let _ = child.wait();
+                return (code == 200, String::new());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "monitor neither started nor failed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // without TLS the server turns the monitor away (pg_hba: hostssl only)
+    let (ok, err) = try_start(&pg.url, &ca);
+    assert!(!ok && err.contains("pg_hba.conf"), "{err}");
+    // TLS with an untrusted certificate: refused, naming the certificate
+    let empty = env.path("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let tls_url = format!("{}?sslmode=require", pg.url);
+    let (ok, err) = try_start(&tls_url, &empty);
+    assert!(!ok && err.to_lowercase().contains("certificate"), "{err}");
+    // TLS with the CA trusted: up, pings stored
+    let (ok, err) = try_start(&tls_url, &ca);
+    assert!(ok, "over TLS: {err}");
+    let (ok, err) = try_start(&format!("{}?sslmode=verify-full", pg.url), &ca);
+    assert!(ok, "verify-full: {err}");
+}

@@ -845,7 +845,52 @@ fn check_json(c: &Check, set: &Settings, read_only: bool) -> serde_json::Value {
     v
 }
 
+/// The fields `POST /api/v3/checks/…` understands; any other is a 400
+/// naming it, never silently ignored. `channels` is accepted as `"*"` only
+/// (every check alerts every channel whose tags match).
+const API_FIELDS: &[&str] = &[
+    "api_key",
+    "name",
+    "slug",
+    "tags",
+    "desc",
+    "host",
+    "job",
+    "methods",
+    "manual_resume",
+    "timeout",
+    "grace",
+    "schedule",
+    "tz",
+    "max_duration",
+    "min_duration",
+    "unique",
+    "channels",
+];
+
 fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
+    if let Some(o) = v.as_object() {
+        let mut unknown: Vec<&str> = o
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !API_FIELDS.contains(k))
+            .collect();
+        unknown.sort();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "unsupported field(s): {} (supported: {})",
+                unknown.join(", "),
+                API_FIELDS.join(", ")
+            ));
+        }
+        if let Some(ch) = o.get("channels") {
+            if ch.as_str() != Some("*") {
+                return Err("channels: only \"*\" is supported (channels are chosen by tags in the checks file)".into());
+            }
+        }
+    } else if !v.is_null() {
+        return Err("the body must be a JSON object".into());
+    }
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let n = |k: &str| v.get(k).and_then(|x| x.as_f64());
     if let Some(x) = s("name") {

@@ -193,3 +193,44 @@ fn answered_pings_survive_kill_9() {
     );
     eprintln!("kill -9 under load: {acked} answered, {stored} stored");
 }
+
+/// The management API refuses fields it does not support (400 naming
+/// them) instead of ignoring them, and the check is left unchanged.
+#[test]
+fn unsupported_api_fields_are_errors() {
+    let env = Env::new("compat-fields");
+    let s = start(&env);
+    let before = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+    for body in [
+        r#"{"timeout": 7200, "filter_subject": true}"#,
+        r#"{"timeout": 7200, "success_kw": "OK"}"#,
+        r#"{"timeout": 7200, "channels": "ops-mail"}"#,
+    ] {
+        let (code, _, b) = http(
+            "POST",
+            &format!("{}/api/v3/checks/{UUID}", s.base),
+            Some(body),
+            &[&format!("X-Api-Key: {}", super::KEY)],
+        );
+        assert_eq!(code, 400, "{body}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        let e = v["error"].as_str().unwrap();
+        assert!(
+            e.contains("filter_subject") || e.contains("success_kw") || e.contains("channels"),
+            "{e}"
+        );
+    }
+    let after = api(&s, "GET", &format!("/api/v3/checks/{UUID}"), None);
+    assert_eq!(
+        before["timeout"], after["timeout"],
+        "a refused update changed the check"
+    );
+    // supported fields (and channels = "*") still work
+    let ok = api(
+        &s,
+        "POST",
+        &format!("/api/v3/checks/{UUID}"),
+        Some(r#"{"timeout": 7200, "channels": "*"}"#),
+    );
+    assert_eq!(ok["timeout"], 7200);
+}

@@ -518,6 +518,27 @@ impl ThrowawayPg {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The socket appears before the server accepts connections ("the
+        // database system is starting up"): wait until pg_isready says so.
+        let mut ready = std::process::Command::new(pg.tool("pg_isready"));
+        ready
+            .arg(format!("--host={}", pg.dir.display()))
+            .arg(format!("--port={}", pg.port))
+            .args(["--username=postgres", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        loop {
+            if ready.status().is_ok_and(|s| s.success()) {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                return Err(
+                    "the throwaway PostgreSQL did not accept connections within 60 s".into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(pg)
     }
 

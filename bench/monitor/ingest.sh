@@ -30,7 +30,7 @@ t0=$(date +%s.%N)
 "$bin" monitor serve --listen 127.0.0.1:$port --checks "$work/checks.toml" --database "$db" --alert-interval 3600 --workers "${WORKERS:-4}" >"$work/log" 2>&1 &
 pid=$!
 until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.2; done
-echo "checks: $n; database: ${PG_URL:+postgres}${PG_URL:-sqlite}; start-up with sync: $(echo "$(date +%s.%N) - $t0" | bc) s"
+echo "checks: $n; database: $([ -n "${PG_URL:-}" ] && echo postgres || echo sqlite); start-up with sync: $(echo "$(date +%s.%N) - $t0" | bc) s"
 for route in kuma hc; do
   for spread in one all; do
     cat > "$work/req.lua" <<LUA

@@ -2,7 +2,7 @@
 # Ingest benchmark of `strata monitor serve` (not a test): wrk against the
 # Uptime Kuma route (/api/push/<token>) and the healthchecks route
 # (/ping/<uuid>), over 1 check and over N checks (default 10,000; each
-# request picks a random check), on SQLite (WAL, synchronous=FULL: a ping
+# request picks a random check), on SQLite (WAL, group commit: a ping
 # answered 200 is on disk) or on PostgreSQL (PG_URL=postgres://…).
 # Prints requests/s, p50/p99 latency and the server's RSS.
 # Usage: bench/monitor/ingest.sh [N] [SECONDS]
@@ -27,7 +27,7 @@ PY
 db=${PG_URL:-sqlite://$work/m.db}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 t0=$(date +%s.%N)
-"$bin" monitor serve --listen 127.0.0.1:$port --checks "$work/checks.toml" --database "$db" --alert-interval 3600 --workers "${WORKERS:-4}" >"$work/log" 2>&1 &
+"$bin" monitor serve --listen 127.0.0.1:$port --checks "$work/checks.toml" --database "$db" --alert-interval 3600 --workers "${WORKERS:-8}" >"$work/log" 2>&1 &
 pid=$!
 until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.2; done
 echo "checks: $n; database: $([ -n "${PG_URL:-}" ] && echo postgres || echo sqlite); start-up with sync: $(echo "$(date +%s.%N) - $t0" | bc) s"

@@ -92,8 +92,70 @@ impl V {
 }
 
 enum Conn {
-    Lite(rusqlite::Connection),
-    Pg(Box<postgres::Client>),
+    Lite(Mutex<rusqlite::Connection>),
+    Pg(PgPool),
+}
+
+/// PostgreSQL connections: as many as requests run at once, so pings do
+/// not queue behind one connection, and PostgreSQL's own group commit
+/// (concurrent commits share a WAL flush) does the batching. Each
+/// connection keeps its prepared statements.
+struct PgPool {
+    conns: Vec<Mutex<PgConn>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+struct PgConn {
+    client: postgres::Client,
+    stmts: std::collections::HashMap<String, postgres::Statement>,
+}
+
+/// Connections in the pool (the default number of request workers).
+pub const PG_POOL: usize = 8;
+
+impl PgPool {
+    /// A free connection if there is one, else waits for one.
+    fn get(&self) -> std::sync::MutexGuard<'_, PgConn> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(g) = self.conns[(start + i) % n].try_lock() {
+                return g;
+            }
+        }
+        self.conns[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl PgConn {
+    /// Returns once every transaction committed before it (on any
+    /// connection) is flushed: a transaction that writes (a counter in the
+    /// backend's own row, so barriers never wait for each other's row
+    /// locks) commits with `synchronous_commit = on`, and its commit
+    /// record is flushed with all the WAL before it. (A transaction that
+    /// writes nothing is not flushed, even with an xid.) Concurrent
+    /// barriers share PostgreSQL's flushes (its group commit).
+    fn barrier(&mut self) -> Result<()> {
+        self.client
+            .batch_execute(
+                "BEGIN; SET LOCAL synchronous_commit = on; \
+                 INSERT INTO sync_barrier (pid, n) VALUES (pg_backend_pid(), 1) \
+                 ON CONFLICT (pid) DO UPDATE SET n = sync_barrier.n + 1; COMMIT",
+            )
+            .map_err(pg)
+    }
+
+    /// The statement for `sql` (written with `?N`), prepared once.
+    fn stmt(&mut self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let st = self.client.prepare(&pg_sql(sql)).map_err(pg)?;
+        self.stmts.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
 }
 
 impl rusqlite::ToSql for V {
@@ -155,6 +217,28 @@ fn pg_sql(sql: &str) -> String {
     }
     out
 }
+
+/// `?N` → `?N+by` (to append one statement's parameters to another's).
+fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(i) = rest.find('?') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Columns added after the first release: (table, column, type), added to
+/// an existing database at open when missing.
+const MIGRATIONS: &[(&str, &str, &str)] = &[];
 
 fn pg_schema(s: &str) -> String {
     s.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
@@ -401,14 +485,22 @@ pub struct Ping {
 }
 
 pub struct Db {
-    conn: Mutex<Conn>,
+    conn: Conn,
     /// SQLite's group commit (None on PostgreSQL, whose commit is durable).
     sync: Option<GroupSync>,
 }
 
 /// A commit that may not be durable yet ([`Db::durable`]).
 #[must_use]
-pub struct Commit(Option<u64>);
+pub enum Commit {
+    /// Durable already.
+    Done,
+    /// SQLite commit number `n`: durable once the WAL is synced past it.
+    Lite(u64),
+    /// A PostgreSQL commit made with `synchronous_commit = off`: durable
+    /// after a barrier.
+    Pg,
+}
 
 /// Group commit for SQLite. Transactions commit in WAL mode with
 /// `synchronous=NORMAL` (no fsync of their own); before a write returns —
@@ -477,24 +569,55 @@ impl Db {
     pub fn open(url: &str) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let (tls, pg_url) = crate::pgtls::mode(url);
-            let connected = if tls {
-                postgres::Client::connect(&pg_url, crate::pgtls::Rustls::new())
-            } else {
-                postgres::Client::connect(&pg_url, postgres::NoTls)
+            let connect = || {
+                let connected = if tls {
+                    postgres::Client::connect(&pg_url, crate::pgtls::Rustls::new())
+                } else {
+                    postgres::Client::connect(&pg_url, postgres::NoTls)
+                };
+                connected.map_err(|x| {
+                    // the cause (a certificate, pg_hba) is in the source chain
+                    let mut msg = x.to_string();
+                    let mut src = std::error::Error::source(&x);
+                    while let Some(e) = src {
+                        msg.push_str(&format!(": {e}"));
+                        src = e.source();
+                    }
+                    Error::Db(format!("{}: {msg}", redact(url)))
+                })
             };
-            let mut c = connected.map_err(|x| {
-                // the cause (a certificate, pg_hba) is in the source chain
-                let mut msg = x.to_string();
-                let mut src = std::error::Error::source(&x);
-                while let Some(e) = src {
-                    msg.push_str(&format!(": {e}"));
-                    src = e.source();
-                }
-                Error::Db(format!("{}: {msg}", redact(url)))
-            })?;
-            c.batch_execute(&pg_schema(SCHEMA)).map_err(pg)?;
+            let mut first = connect()?;
+            first.batch_execute(&pg_schema(SCHEMA)).map_err(pg)?;
+            first
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS sync_barrier (pid BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+                )
+                .map_err(pg)?;
+            for (table, col, ty) in MIGRATIONS {
+                first
+                    .batch_execute(&format!(
+                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} {}",
+                        pg_schema(&format!(" {ty}")).trim()
+                    ))
+                    .map_err(pg)?;
+            }
+            let mut conns = vec![first];
+            while conns.len() < PG_POOL {
+                conns.push(connect()?);
+            }
             return Ok(Db {
-                conn: Mutex::new(Conn::Pg(Box::new(c))),
+                conn: Conn::Pg(PgPool {
+                    conns: conns
+                        .into_iter()
+                        .map(|client| {
+                            Mutex::new(PgConn {
+                                client,
+                                stmts: Default::default(),
+                            })
+                        })
+                        .collect(),
+                    next: Default::default(),
+                }),
                 sync: None,
             });
         }
@@ -512,6 +635,18 @@ impl Db {
         )
         .map_err(lite)?;
         conn.execute_batch(SCHEMA).map_err(lite)?;
+        for (table, col, ty) in MIGRATIONS {
+            let has: bool = conn
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))
+                .and_then(|mut st| st.exists([col]))
+                .map_err(lite)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {ty}"))
+                    .map_err(lite)?;
+            }
+        }
         // the WAL exists once the schema is written; SQLite keeps it while
         // the connection is open
         let wal_path = format!("{path}-wal");
@@ -520,7 +655,7 @@ impl Db {
             .open(&wal_path)
             .map_err(|x| Error::Db(format!("{wal_path}: {x}")))?;
         Ok(Db {
-            conn: Mutex::new(Conn::Lite(conn)),
+            conn: Conn::Lite(Mutex::new(conn)),
             sync: Some(GroupSync {
                 wal,
                 state: Mutex::new(SyncState::default()),
@@ -530,10 +665,10 @@ impl Db {
     }
 
     fn exec(&self, sql: &str, ps: &[V]) -> Result<u64> {
-        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *c {
+        match &self.conn {
             Conn::Lite(conn) => {
-                let n = conn
+                let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let n = c
                     .prepare_cached(sql)
                     .and_then(|mut st| st.execute(rusqlite::params_from_iter(ps.iter())))
                     .map(|n| n as u64)
@@ -545,19 +680,21 @@ impl Db {
                 }
                 Ok(n)
             }
-            Conn::Pg(c) => {
+            Conn::Pg(pool) => {
+                let mut c = pool.get();
+                let st = c.stmt(sql)?;
                 let p = pg_params(ps);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     p.iter().map(|b| b.as_ref()).collect();
-                c.execute(pg_sql(sql).as_str(), &refs).map_err(pg)
+                c.client.execute(&st, &refs).map_err(pg)
             }
         }
     }
 
     fn query(&self, sql: &str, ps: &[V]) -> Result<Vec<Vec<V>>> {
-        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *c {
+        match &self.conn {
             Conn::Lite(c) => {
+                let c = c.lock().unwrap_or_else(|p| p.into_inner());
                 let mut st = c.prepare_cached(sql).map_err(lite)?;
                 let n = st.column_count();
                 let rows = st
@@ -584,11 +721,13 @@ impl Db {
                     .map_err(lite)?;
                 Ok(rows)
             }
-            Conn::Pg(c) => {
+            Conn::Pg(pool) => {
+                let mut c = pool.get();
+                let st = c.stmt(sql)?;
                 let p = pg_params(ps);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     p.iter().map(|b| b.as_ref()).collect();
-                let rows = c.query(pg_sql(sql).as_str(), &refs).map_err(pg)?;
+                let rows = c.client.query(&st, &refs).map_err(pg)?;
                 use postgres::types::Type;
                 Ok(rows
                     .iter()
@@ -728,8 +867,12 @@ impl Db {
     /// Record a ping and the check's new state together.
     /// Stores a ping and the check's new state in one transaction; returns
     /// before it is durable: pass the result to [`Db::durable`].
-    pub fn record(&self, k: &Check, p: &Ping) -> Result<Commit> {
-        let mut c = self.conn.lock().unwrap_or_else(|x| x.into_inner());
+    ///
+    /// On PostgreSQL the commit waits for its WAL flush, unless `defer`
+    /// (other pings of the check wait for its lock): then it commits with
+    /// `synchronous_commit = off` and [`Db::durable`] waits with a barrier,
+    /// after the lock is released, so those pings share flushes too.
+    pub fn record(&self, k: &Check, p: &Ping, defer: bool) -> Result<Commit> {
         let ping_sql = "INSERT INTO pings (check_id, n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report) \
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)";
         let ping_vals: Vec<V> = vec![
@@ -761,8 +904,9 @@ impl Db {
             k.paused.into(),
             k.id.into(),
         ];
-        match &mut *c {
+        match &self.conn {
             Conn::Lite(conn) => {
+                let mut conn = conn.lock().unwrap_or_else(|x| x.into_inner());
                 let tx = conn.transaction().map_err(lite)?;
                 tx.prepare_cached(ping_sql)
                     .and_then(|mut st| st.execute(rusqlite::params_from_iter(ping_vals.iter())))
@@ -771,26 +915,42 @@ impl Db {
                     .and_then(|mut st| st.execute(rusqlite::params_from_iter(chk_vals.iter())))
                     .map_err(lite)?;
                 tx.commit().map_err(lite)?;
-                Ok(Commit(self.sync.as_ref().map(GroupSync::committed)))
+                Ok(match &self.sync {
+                    Some(g) => Commit::Lite(g.committed()),
+                    None => Commit::Done,
+                })
             }
-            Conn::Pg(c) => {
-                let mut tx = c.transaction().map_err(pg)?;
-                for (sql, vals) in [(ping_sql, &ping_vals), (chk_sql, &chk_vals)] {
-                    let p = pg_params(vals);
-                    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                        p.iter().map(|b| b.as_ref()).collect();
-                    tx.execute(pg_sql(sql).as_str(), &refs).map_err(pg)?;
-                }
-                tx.commit().map_err(pg)?;
-                Ok(Commit(None))
+            Conn::Pg(pool) => {
+                // one statement (atomic by itself): one round trip; a local
+                // setting lasts until the end of its transaction, so the
+                // commit sees it
+                let upd = shift_params(chk_sql, ping_vals.len());
+                let upd = if defer {
+                    upd.replace(
+                        " WHERE id=",
+                        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS deferred WHERE id=",
+                    )
+                } else {
+                    upd
+                };
+                let both = format!("WITH p AS ({ping_sql}) {upd}");
+                let mut c = pool.get();
+                let st = c.stmt(&both)?;
+                let vals: Vec<V> = ping_vals.into_iter().chain(chk_vals).collect();
+                let p = pg_params(&vals);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    p.iter().map(|b| b.as_ref()).collect();
+                c.client.execute(&st, &refs).map_err(pg)?;
+                Ok(if defer { Commit::Pg } else { Commit::Done })
             }
         }
     }
 
     /// Returns once a commit of [`Db::record`] is on stable storage.
     pub fn durable(&self, c: Commit) -> Result<()> {
-        match (&self.sync, c.0) {
-            (Some(g), Some(seq)) => g.wait(seq),
+        match (&self.sync, c, &self.conn) {
+            (Some(g), Commit::Lite(seq), _) => g.wait(seq),
+            (_, Commit::Pg, Conn::Pg(pool)) => pool.get().barrier(),
             _ => Ok(()),
         }
     }
@@ -974,5 +1134,20 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_shift_and_become_dollars() {
+        let s = "UPDATE t SET a=?1, b=?2 WHERE id=?10 AND x = '?'";
+        assert_eq!(
+            shift_params(s, 13),
+            "UPDATE t SET a=?14, b=?15 WHERE id=?23 AND x = '?'"
+        );
+        assert_eq!(pg_sql("a=?14 AND b=?2"), "a=$14 AND b=$2");
     }
 }

@@ -102,15 +102,22 @@ pub struct Engine {
     pub base_url: String,
     /// Notifications go out from here, never from a request or the alert loop.
     pub outbox: Outbox,
-    /// Per-check serialisation of pings (by id, striped).
-    pub stripes: Vec<std::sync::Mutex<()>>,
+    /// Per-check serialisation of pings (by id, striped), each with the
+    /// number of pings waiting for it.
+    pub stripes: Vec<Stripe>,
 }
 
 const STRIPES: usize = 64;
 
+#[derive(Default)]
+pub struct Stripe {
+    lock: std::sync::Mutex<()>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
 /// The stripes of [`Engine::stripes`].
-pub fn stripes() -> Vec<std::sync::Mutex<()>> {
-    (0..STRIPES).map(|_| std::sync::Mutex::new(())).collect()
+pub fn stripes() -> Vec<Stripe> {
+    (0..STRIPES).map(|_| Stripe::default()).collect()
 }
 
 /// One queue and one sender thread per channel: a slow webhook or a hung
@@ -182,15 +189,25 @@ impl Engine {
         // one left (re-read under the lock), so none is lost (n_pings, run
         // starts); the lock is released before waiting for durability, so
         // pings of one check still share fsyncs.
+        use std::sync::atomic::Ordering::SeqCst;
         let stripe = &self.stripes[(c.id.unsigned_abs() % STRIPES as u64) as usize];
-        let guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        stripe.waiting.fetch_add(1, SeqCst);
+        let guard = stripe.lock.lock().unwrap_or_else(|p| p.into_inner());
+        stripe.waiting.fetch_sub(1, SeqCst);
         let c = self.db.check(c.id)?.unwrap_or(c);
-        let commit = self.apply(c, inc)?;
+        let commit = self.apply(c, inc, &stripe.waiting)?;
         drop(guard);
         self.db.durable(commit)
     }
 
-    fn apply(self: &Arc<Self>, mut c: Check, inc: Incoming) -> Result<crate::db::Commit> {
+    /// `waiting`: pings queued behind this one; while there are any, the
+    /// commit does not wait for its flush under the lock ([`Db::record`]).
+    fn apply(
+        self: &Arc<Self>,
+        mut c: Check,
+        inc: Incoming,
+        waiting: &std::sync::atomic::AtomicUsize,
+    ) -> Result<crate::db::Commit> {
         let t = now();
         let mut kind = inc.kind.as_str().to_string();
         // Paused with manual resume: recorded, ignored.
@@ -290,7 +307,8 @@ impl Engine {
                 .map(|r| serde_json::to_string(r).unwrap_or_default())
                 .unwrap_or_default(),
         };
-        let commit = self.db.record(&c, &p)?;
+        let defer = waiting.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        let commit = self.db.record(&c, &p, defer)?;
         for ev in events {
             self.notify(&c, ev, t);
         }

@@ -620,6 +620,10 @@ fn wait_for(what: &str, secs: u64, f: &dyn Fn() -> bool) {
 pub struct Postgres {
     child: Child,
     pub url: String,
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+    ssl: Vec<String>,
 }
 
 impl Postgres {
@@ -690,33 +694,86 @@ impl Postgres {
             ];
         }
         let port = free_port();
+        let child = Self::spawn(&bin, &dir, port, &ssl);
+        Postgres {
+            child,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            dir,
+            port,
+            ssl,
+        }
+    }
+
+    fn spawn(bin: &Path, dir: &Path, port: u16, ssl: &[String]) -> Child {
         let child = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(bin.join("postgres"))
             .arg("-D")
-            .arg(&dir)
+            .arg(dir)
             .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
+            .arg(dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
-            .args(&ssl)
+            .args(ssl)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .map(|s| !s.success())
+            .unwrap_or(true)
+        {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
                 "postgres did not start"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(300));
-        Postgres {
-            child,
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        }
+        child
+    }
+
+    /// A crash: `pg_ctl stop -m immediate` (every process quits at once,
+    /// WAL not yet flushed is lost, recovery runs at the next start), then
+    /// a start on the same data.
+    pub fn crash_and_restart(&mut self) {
+        let o = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.bin, &self.dir, self.port, &self.ssl);
+    }
+
+    /// One value from `psql -At -c SQL`.
+    pub fn psql(&self, sql: &str) -> String {
+        let o = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-At",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 }
 

@@ -342,6 +342,10 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
                 ch.name
             )));
         }
+        if matches!(ch.kind, crate::notify::Kind::Email { .. }) {
+            crate::notify::Mail::from_kind(&ch.kind)
+                .map_err(|e| Error::Config(format!("channel {:?}: {e}", ch.name)))?;
+        }
     }
     Ok(Settings {
         base_url: f.base_url.clone().unwrap_or_default(),

@@ -3,8 +3,6 @@
 //! Every message names host, job, what happened, since when, the age of the
 //! last success, and a link to the job page.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::db::Check;
@@ -54,10 +52,23 @@ pub enum Kind {
         token: String,
     },
     Email {
-        /// host:port of an SMTP server (plain SMTP, e.g. a local relay).
+        /// host:port of an SMTP server (port 25 when omitted).
         smtp: String,
         from: String,
         to: Vec<String>,
+        /// `tls` (implicit TLS, "SMTPS"), `starttls` (required), `opportunistic`
+        /// (STARTTLS when offered) or `none`. Default: `tls` on port 465,
+        /// `starttls` on 587, else `opportunistic`.
+        #[serde(default)]
+        tls: Option<String>,
+        /// AUTH: the user name; the password from `password_file` or
+        /// `password_env` (never in this file). Needs `tls` or `starttls`.
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password_file: Option<String>,
+        #[serde(default)]
+        password_env: Option<String>,
     },
     Command {
         argv: Vec<String>,
@@ -226,7 +237,7 @@ impl Channel {
                 .to_string(),
                 &[("X-Gotify-Key", token.clone())],
             ),
-            Kind::Email { smtp, from, to } => send_mail(smtp, from, to, &p.title, &p.message),
+            Kind::Email { .. } => send_mail(&Mail::from_kind(&self.kind)?, &p.title, &p.message),
             Kind::Command { argv, timeout } => {
                 let Some((prog, args)) = argv.split_first() else {
                     return Err("empty argv".into());
@@ -308,68 +319,169 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
-/// A minimal SMTP client (EHLO, MAIL, RCPT, DATA) for a relay on the host
-/// or the local network.
-pub fn send_mail(
-    server: &str,
-    from: &str,
-    to: &[String],
-    subject: &str,
-    body: &str,
-) -> Result<(), String> {
-    let s = TcpStream::connect(server).map_err(|e| format!("smtp {server}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
-    let mut w = s;
-    let expect = |r: &mut BufReader<TcpStream>, code: &str| -> Result<(), String> {
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).map_err(|e| e.to_string())?;
-            if line.is_empty() {
-                return Err("smtp: connection closed".into());
+/// An email channel's settings, checked ([`Mail::from_kind`]).
+pub struct Mail {
+    host: String,
+    port: u16,
+    tls: &'static str,
+    from: String,
+    to: Vec<String>,
+    auth: Option<(String, String)>,
+}
+
+impl Mail {
+    /// The settings of an email channel, the password read (from its file
+    /// or variable, each time: a rotated password is picked up). Errors
+    /// name the field and the fix.
+    pub fn from_kind(k: &Kind) -> Result<Mail, String> {
+        let Kind::Email {
+            smtp,
+            from,
+            to,
+            tls,
+            username,
+            password_file,
+            password_env,
+        } = k
+        else {
+            return Err("not an email channel".into());
+        };
+        let (host, port) = match smtp.strip_prefix('[') {
+            Some(rest) => match rest.split_once("]:") {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest.trim_end_matches(']'), None),
+            },
+            None => match smtp.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                _ => (smtp.as_str(), None),
+            },
+        };
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("smtp = {smtp:?}: the port is not a number"))?,
+            None => 25,
+        };
+        let host = host.to_string();
+        let tls: &'static str = match tls.as_deref() {
+            Some("tls") => "tls",
+            Some("starttls") => "starttls",
+            Some("opportunistic") => "opportunistic",
+            Some("none") => "none",
+            Some(other) => {
+                return Err(format!(
+                    "tls = {other:?}: use \"tls\" (implicit, port 465), \"starttls\", \"opportunistic\" or \"none\""
+                ))
             }
-            if !line.starts_with(code) {
-                return Err(format!("smtp: expected {code}, got {}", line.trim()));
+            None if port == 465 => "tls",
+            None if port == 587 => "starttls",
+            None => "opportunistic",
+        };
+        let auth = match username {
+            None => None,
+            Some(u) => {
+                if !matches!(tls, "tls" | "starttls") {
+                    return Err(format!(
+                        "username {u:?} with tls = {tls:?}: the password could travel in clear; set tls = \"starttls\" or \"tls\""
+                    ));
+                }
+                let pw = match (password_file, password_env) {
+                    (Some(f), _) => std::fs::read_to_string(f)
+                        .map_err(|e| format!("password_file {f}: {e}"))?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    (None, Some(v)) => {
+                        std::env::var(v).map_err(|_| format!("password_env: {v} is not set"))?
+                    }
+                    (None, None) => {
+                        return Err(format!(
+                            "username {u:?}: give password_file or password_env"
+                        ))
+                    }
+                };
+                Some((u.clone(), pw))
             }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(());
+        };
+        Ok(Mail {
+            host,
+            port,
+            tls,
+            from: from.clone(),
+            to: to.clone(),
+            auth,
+        })
+    }
+}
+
+/// Sends one message through lettre's SMTP client (STARTTLS or implicit
+/// TLS verified against the host's CA bundle, else the bundled roots;
+/// AUTH PLAIN/LOGIN). Errors are one line.
+pub fn send_mail(m: &Mail, subject: &str, body: &str) -> Result<(), String> {
+    use lettre::message::{header::ContentType, Mailbox};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::Transport;
+    let mailbox = |a: &str, what: &str| -> Result<Mailbox, String> {
+        a.parse()
+            .map_err(|e| format!("{what} {a:?} is not an email address: {e}"))
+    };
+    let mut msg = lettre::Message::builder()
+        .from(mailbox(&m.from, "from")?)
+        .subject(subject.replace(['\r', '\n'], " "))
+        .header(ContentType::TEXT_PLAIN);
+    for t in &m.to {
+        msg = msg.to(mailbox(t, "to")?);
+    }
+    let msg = msg
+        .body(body.to_string())
+        .map_err(|e| format!("email: {e}"))?;
+    let params = || -> Result<TlsParameters, String> {
+        let host_roots = strata_tls::host_root_ders();
+        let mut b = TlsParameters::builder(m.host.clone());
+        if host_roots.is_empty() {
+            b = b.certificate_store(CertificateStore::WebpkiRoots);
+        } else {
+            b = b.certificate_store(CertificateStore::None);
+            for der in host_roots {
+                if let Ok(c) = Certificate::from_der(der.to_vec()) {
+                    b = b.add_root_certificate(c);
+                }
             }
         }
+        b.build_rustls()
+            .map_err(|e| format!("smtp TLS settings: {e}"))
     };
-    let cmd = |w: &mut TcpStream,
-               r: &mut BufReader<TcpStream>,
-               line: &str,
-               code: &str|
-     -> Result<(), String> {
-        w.write_all(format!("{line}\r\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-        expect(r, code)
+    let tls = match m.tls {
+        "tls" => Tls::Wrapper(params()?),
+        "starttls" => Tls::Required(params()?),
+        "opportunistic" => Tls::Opportunistic(params()?),
+        _ => Tls::None,
     };
-    expect(&mut r, "220")?;
-    cmd(&mut w, &mut r, "EHLO strata-monitor", "250")?;
-    cmd(&mut w, &mut r, &format!("MAIL FROM:<{from}>"), "250")?;
-    for t in to {
-        cmd(&mut w, &mut r, &format!("RCPT TO:<{t}>"), "250")?;
+    let mut t = lettre::SmtpTransport::builder_dangerous(m.host.as_str())
+        .port(m.port)
+        .tls(tls)
+        .hello_name(ClientId::Domain("strata-monitor".into()))
+        .timeout(Some(Duration::from_secs(10)));
+    if let Some((u, p)) = &m.auth {
+        t = t.credentials(Credentials::new(u.clone(), p.clone()));
     }
-    cmd(&mut w, &mut r, "DATA", "354")?;
-    let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let mut msg = format!(
-        "From: {from}\r\nTo: {}\r\nSubject: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
-        to.join(", "),
-        clean(subject)
-    );
-    for line in body.lines() {
-        if line.starts_with('.') {
-            msg.push('.');
+    let server = format!("{}:{}", m.host, m.port);
+    t.build().send(&msg).map(|_| ()).map_err(|e| {
+        let line = one_line(&e.to_string());
+        match (e.status().map(|c| c.to_string()), &m.auth) {
+            (Some(code), Some((u, _))) if code == "535" || code == "534" => format!(
+                "smtp {server}: the server refused the login of {u:?} ({line}): check username and the password in password_file/password_env"
+            ),
+            _ => format!("smtp {server} ({}): {line}", m.tls),
         }
-        msg.push_str(line);
-        msg.push_str("\r\n");
-    }
-    msg.push_str(".\r\n");
-    w.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
-    expect(&mut r, "250")?;
-    let _ = w.write_all(b"QUIT\r\n");
-    Ok(())
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

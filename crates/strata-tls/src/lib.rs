@@ -34,6 +34,15 @@ pub fn roots() -> (RootCertStore, RootsSource) {
     (store, RootsSource::Bundled)
 }
 
+static HOST_DERS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
+
+/// The host's CA certificates as DER (read once per process; empty when the
+/// host has none — then use the bundled roots), for clients that take
+/// certificates rather than a rustls configuration (SMTP).
+pub fn host_root_ders() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    HOST_DERS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 static CONFIG: OnceLock<(Arc<rustls::ClientConfig>, RootsSource)> = OnceLock::new();
 
 /// One shared client configuration (roots are read once per process).

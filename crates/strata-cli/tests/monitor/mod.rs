@@ -13,6 +13,7 @@ use crate::util::{free_port, Env};
 
 mod compat;
 mod fleet;
+mod mail;
 mod security;
 
 pub struct Server {

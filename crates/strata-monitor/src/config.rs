@@ -19,8 +19,13 @@ pub struct File {
     pub base_url: Option<String>,
     #[serde(default)]
     pub ping_key: Option<String>,
+    /// Bytes of a ping body kept (default 10,000), or "unlimited".
     #[serde(default)]
-    pub ping_body_limit: Option<usize>,
+    pub ping_body_limit: Option<BodyLimit>,
+    /// healthchecks' check limit: `?create=1` makes checks up to twice
+    /// this many, the API up to this many (default 10,000, as self-hosted).
+    #[serde(default)]
+    pub check_limit: Option<i64>,
     /// Also serve healthchecks routes without the /ping prefix (hc-ping.com style).
     #[serde(default)]
     pub bare_ping_routes: Option<bool>,
@@ -36,6 +41,13 @@ pub struct File {
     pub channels: Vec<Channel>,
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum BodyLimit {
+    Bytes(usize),
+    Word(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +128,33 @@ pub struct CheckDef {
     /// Maintenance windows: "2026-12-01T00:00:00Z/2026-12-01T06:00:00Z" or "0 2 * * 0/2h" (cron + length).
     #[serde(default)]
     pub maintenance: Vec<String>,
+    /// healthchecks' keyword filters for HTTP ping bodies.
+    #[serde(default)]
+    pub filter_http_body: Option<bool>,
+    #[serde(default)]
+    pub filter_subject: Option<bool>,
+    #[serde(default)]
+    pub filter_body: Option<bool>,
+    #[serde(default)]
+    pub filter_default_fail: Option<bool>,
+    #[serde(default)]
+    pub start_kw: Option<String>,
+    #[serde(default)]
+    pub success_kw: Option<String>,
+    #[serde(default)]
+    pub failure_kw: Option<String>,
+    /// Uptime Kuma: DOWN pushes shown PENDING before DOWN.
+    #[serde(default)]
+    pub max_retries: Option<i64>,
+    /// Uptime Kuma: a push with status=up means DOWN, silence is fine.
+    #[serde(default)]
+    pub upside_down: Option<bool>,
+    /// Uptime Kuma: resend the DOWN alert every N further DOWN pushes.
+    #[serde(default)]
+    pub resend_interval: Option<i64>,
+    /// Uptime Kuma's public status page: `/api/badge/<id>/…` shows this check.
+    #[serde(default)]
+    pub public: Option<bool>,
 }
 
 /// Settings the HTTP side needs.
@@ -123,7 +162,9 @@ pub struct CheckDef {
 pub struct Settings {
     pub base_url: String,
     pub ping_key: String,
-    pub body_limit: usize,
+    /// None: unlimited (no `Ping-Body-Limit` header, as healthchecks).
+    pub body_limit: Option<usize>,
+    pub check_limit: i64,
     pub bare_routes: bool,
     pub channels: Vec<Channel>,
     pub heartbeat_url: Option<String>,
@@ -331,6 +372,28 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
             })?;
         }
         c.maintenance = d.maintenance.join(";");
+        c.filter_http_body = d.filter_http_body.unwrap_or(false);
+        c.filter_subject = d.filter_subject.unwrap_or(false);
+        c.filter_body = d.filter_body.unwrap_or(false);
+        c.filter_default_fail = d.filter_default_fail.unwrap_or(false);
+        c.start_kw = d.start_kw.clone().unwrap_or_default();
+        c.success_kw = d.success_kw.clone().unwrap_or_default();
+        c.failure_kw = d.failure_kw.clone().unwrap_or_default();
+        for (what, v) in [
+            ("max_retries", d.max_retries),
+            ("resend_interval", d.resend_interval),
+        ] {
+            if v.is_some_and(|n| n < 0) {
+                return Err(Error::Config(format!(
+                    "check {:?}: {what} must be 0 or more",
+                    d.name
+                )));
+            }
+        }
+        c.max_retries = d.max_retries.unwrap_or(0);
+        c.upside_down = d.upside_down.unwrap_or(false);
+        c.resend_interval = d.resend_interval.unwrap_or(0);
+        c.public = d.public.unwrap_or(false);
         c.managed = true;
         db.save(&c)?;
     }
@@ -350,7 +413,17 @@ pub fn sync(db: &Db, f: Option<&File>) -> Result<Settings> {
     Ok(Settings {
         base_url: f.base_url.clone().unwrap_or_default(),
         ping_key,
-        body_limit: f.ping_body_limit.unwrap_or(10_000),
+        body_limit: match &f.ping_body_limit {
+            None => Some(10_000),
+            Some(BodyLimit::Bytes(n)) => Some(*n),
+            Some(BodyLimit::Word(w)) if w == "unlimited" => None,
+            Some(BodyLimit::Word(w)) => {
+                return Err(Error::Config(format!(
+                    "ping_body_limit = {w:?}: give a number of bytes or \"unlimited\""
+                )))
+            }
+        },
+        check_limit: f.check_limit.unwrap_or(10_000),
         bare_routes: f.bare_ping_routes.unwrap_or(true),
         channels: f.channels.clone(),
         heartbeat_url: f.heartbeat_url.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::config::{verify_password, Settings};
 use crate::db::{Check, Ping};
-use crate::engine::{next_due, now, state, Engine};
+use crate::engine::{in_maintenance, next_due, now, state, Engine};
 use crate::http::{api_role, Req, Resp};
 use crate::{age, hash_secret, parse_duration, random_token};
 
@@ -25,6 +25,8 @@ fn color(st: &str) -> &'static str {
         "running" => "#2f6fd0",
         "down" => "#d0312d",
         "paused" => "#888888",
+        "pending" => "#f8a306",
+        "maintenance" => "#1747f5",
         _ => "#aaaaaa",
     }
 }
@@ -356,7 +358,7 @@ fn severity(st: &str) -> u8 {
     match st {
         "down" => 6,
         "partial" => 5,
-        "late" => 4,
+        "late" | "pending" => 4,
         "running" => 3,
         "new" => 2,
         "up" => 1,
@@ -809,8 +811,9 @@ fn check_json(c: &Check, set: &Settings, read_only: bool) -> serde_json::Value {
         x.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
             .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
     };
-    let mut st = state(c, t);
-    if st == "late" {
+    let shown = state(c, t);
+    let mut st = shown;
+    if st == "late" || st == "pending" {
         st = "grace";
     } else if st == "running" {
         st = "started";
@@ -820,12 +823,17 @@ fn check_json(c: &Check, set: &Settings, read_only: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
         "name": c.name, "slug": c.slug, "tags": c.tags, "desc": c.descr, "grace": c.grace as i64,
         "n_pings": c.n_pings, "status": st, "started": c.last_start.is_some(),
-        "last_ping": iso(c.last_ping), "next_ping": iso(c.last_ping.map(|l| next_due(c, l))),
+        "last_ping": iso(c.last_ping), "next_ping": iso(next_ping(c, shown)),
         "manual_resume": c.manual_resume, "methods": c.methods, "uuid": c.uuid,
         "last_duration": c.last_duration.map(|d| d as i64),
         "ping_url": format!("{}/ping/{}", set.base_url.trim_end_matches('/'), c.uuid),
         "update_url": format!("{}/api/v3/checks/{}", set.base_url.trim_end_matches('/'), c.uuid),
         "host": c.host, "job": c.job,
+        "filter_subject": c.filter_subject, "filter_body": c.filter_body,
+        "filter_http_body": c.filter_http_body, "filter_default_fail": c.filter_default_fail,
+        "start_kw": c.start_kw, "success_kw": c.success_kw, "failure_kw": c.failure_kw,
+        "subject": if c.filter_subject { c.success_kw.as_str() } else { "" },
+        "subject_fail": if c.filter_subject { c.failure_kw.as_str() } else { "" },
     });
     if read_only {
         // healthchecks' read-only keys: no uuid, no ping or update URL
@@ -843,6 +851,21 @@ fn check_json(c: &Check, set: &Settings, read_only: bool) -> serde_json::Value {
         v["tz"] = serde_json::json!(c.tz);
     }
     v
+}
+
+/// healthchecks' `next_ping` (`get_grace_start`): when the next ping is
+/// due (the schedule's next fire after the last ping for cron checks),
+/// or the start of a run in progress if earlier; none for a new, paused
+/// or down check.
+fn next_ping(c: &Check, shown: &str) -> Option<f64> {
+    let mut due = match (shown, c.last_ping) {
+        ("new" | "paused" | "down", _) | (_, None) => None,
+        (_, Some(last)) => Some(next_due(c, last)),
+    };
+    if let Some(s) = c.last_start.filter(|_| shown != "down") {
+        due = Some(due.map_or(s, |d| d.min(s)));
+    }
+    due
 }
 
 /// The fields `POST /api/v3/checks/…` understands; any other is a 400
@@ -866,6 +889,15 @@ const API_FIELDS: &[&str] = &[
     "min_duration",
     "unique",
     "channels",
+    "filter_subject",
+    "filter_body",
+    "filter_http_body",
+    "filter_default_fail",
+    "start_kw",
+    "success_kw",
+    "failure_kw",
+    "subject",
+    "subject_fail",
 ];
 
 fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
@@ -917,6 +949,53 @@ fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
     if let Some(x) = v.get("manual_resume").and_then(|x| x.as_bool()) {
         c.manual_resume = x;
     }
+    // healthchecks' strict types: booleans, and strings of at most 200
+    for (k, slot) in [
+        ("filter_subject", &mut c.filter_subject),
+        ("filter_body", &mut c.filter_body),
+        ("filter_http_body", &mut c.filter_http_body),
+        ("filter_default_fail", &mut c.filter_default_fail),
+    ] {
+        if let Some(x) = v.get(k) {
+            *slot = x
+                .as_bool()
+                .ok_or_else(|| format!("json validation error: {k} is not a boolean"))?;
+        }
+    }
+    let kw = |k: &str| -> Result<Option<String>, String> {
+        match v.get(k) {
+            None => Ok(None),
+            Some(x) => {
+                let s = x
+                    .as_str()
+                    .ok_or_else(|| format!("json validation error: {k} is not a string"))?;
+                if s.chars().count() > 200 {
+                    return Err(format!("json validation error: {k} is too long"));
+                }
+                Ok(Some(s.to_string()))
+            }
+        }
+    };
+    for (k, slot) in [
+        ("start_kw", &mut c.start_kw),
+        ("success_kw", &mut c.success_kw),
+        ("failure_kw", &mut c.failure_kw),
+    ] {
+        if let Some(x) = kw(k)? {
+            *slot = x;
+        }
+    }
+    // the deprecated email-subject fields map onto the keywords
+    let (subj, subj_fail) = (kw("subject")?, kw("subject_fail")?);
+    if subj.is_some() || subj_fail.is_some() {
+        if let Some(x) = subj {
+            c.success_kw = x;
+        }
+        if let Some(x) = subj_fail {
+            c.failure_kw = x;
+        }
+        c.filter_subject = !c.success_kw.is_empty() || !c.failure_kw.is_empty();
+    }
     if let Some(x) = n("timeout") {
         if !(60.0..=31_536_000.0).contains(&x) {
             return Err("timeout must be 60..31536000".into());
@@ -955,6 +1034,220 @@ fn apply(c: &mut Check, v: &serde_json::Value) -> Result<(), String> {
         c.min_duration = Some(x);
     }
     Ok(())
+}
+
+/// `GET …/flips/?seconds=&start=&end=`: `{"flips": [{"timestamp", "up"}]}`,
+/// newest first; a bad parameter is a 400 with an empty body (healthchecks).
+fn flips(eng: &Engine, c: &Check, req: &Req) -> crate::Result<Resp> {
+    let int = |k: &str, max: i64| -> Result<Option<i64>, ()> {
+        match req.q(k) {
+            None => Ok(None),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (0..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(()),
+            },
+        }
+    };
+    let (Ok(start), Ok(end), Ok(seconds)) = (
+        int("start", 10_000_000_000),
+        int("end", 10_000_000_000),
+        int("seconds", 31_536_000),
+    ) else {
+        return Ok(Resp::text(400, ""));
+    };
+    let t = now();
+    let mut from = start.map_or(0.0, |s| s as f64);
+    if let Some(s) = seconds.filter(|s| *s > 0) {
+        from = from.max(t - s as f64);
+    }
+    let to = end.map_or(f64::INFINITY, |e| e as f64);
+    let v: Vec<serde_json::Value> = eng
+        .db
+        .flips(c.id, from, to)?
+        .into_iter()
+        .map(|(ts, st)| {
+            serde_json::json!({
+                "timestamp": chrono::DateTime::from_timestamp(ts as i64, 0)
+                    .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()),
+                "up": i64::from(st == "up"),
+            })
+        })
+        .collect();
+    Ok(Resp::json(200, serde_json::json!({ "flips": v })))
+}
+
+/// A flat two-part badge (label, message) in the colours given.
+fn svg_badge_parts(label: &str, msg: &str, label_color: &str, color: &str) -> String {
+    let lw = if label.is_empty() {
+        0
+    } else {
+        10 + 7 * label.chars().count()
+    };
+    let mw = 10 + 7 * msg.chars().count();
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='20' role='img' aria-label='{al}'>\
+<title>{al}</title><rect width='{lw}' height='20' fill='{lc}'/><rect x='{lw}' width='{mw}' height='20' fill='{c}'/>\
+<g fill='#fff' text-anchor='middle' font-family='Verdana,Geneva,DejaVu Sans,sans-serif' font-size='11'>\
+<text x='{lx}' y='14'>{l}</text><text x='{mx}' y='14'>{m}</text></g></svg>",
+        w = lw + mw,
+        al = esc(&if label.is_empty() { msg.to_string() } else { format!("{label}: {msg}") }),
+        lc = esc(label_color),
+        c = esc(color),
+        lx = lw / 2,
+        mx = lw + mw / 2,
+        l = esc(label),
+        m = esc(msg),
+    )
+}
+
+/// Uptime Kuma's badges: `/api/badge/<id>/status` and
+/// `/api/badge/<id>/uptime[/<duration>]`, with Kuma's labels, colours and
+/// query options. A check not marked `public` (Kuma: not on a public
+/// status page) shows "N/A", as Kuma does, so ids reveal nothing.
+pub fn kuma_badge(eng: &Engine, req: &Req, rest: &str) -> crate::Result<Resp> {
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let Ok(id) = parts[0].parse::<i64>() else {
+        return Ok(Resp::json(
+            403,
+            serde_json::json!({"status": "fail", "msg": "Invalid monitor ID"}),
+        ));
+    };
+    let q = |k: &str, d: &str| req.q(k).unwrap_or(d).to_string();
+    let c = eng.db.check(id)?.filter(|c| c.public);
+    let (label, msg, color, label_color) = match (parts.get(1).copied(), &c) {
+        (Some("status" | "uptime"), None) => (
+            String::new(),
+            "N/A".to_string(),
+            "#999".to_string(),
+            "#555".to_string(),
+        ),
+        (Some("status"), Some(c)) => {
+            let st = if in_maintenance(c, now()) {
+                "maintenance"
+            } else {
+                match state(c, now()) {
+                    "up" | "partial" | "running" | "late" => "up",
+                    "down" => "down",
+                    "pending" => "pending",
+                    _ => "",
+                }
+            };
+            let (m, col) = match st {
+                "up" => (q("upLabel", "Up"), q("upColor", "#66c20a")),
+                "down" => (q("downLabel", "Down"), q("downColor", "#c2290a")),
+                "pending" => (q("pendingLabel", "Pending"), q("pendingColor", "#f8a306")),
+                "maintenance" => (
+                    q("maintenanceLabel", "Maintenance"),
+                    q("maintenanceColor", "#1747f5"),
+                ),
+                _ => ("N/A".into(), "#999".into()),
+            };
+            (q("label", "Status"), m, col, "#555".to_string())
+        }
+        (Some("uptime"), Some(c)) => {
+            let mut dur = parts.get(2).copied().unwrap_or("24h").to_string();
+            if dur.bytes().all(|b| b.is_ascii_digit()) {
+                dur.push('h');
+            }
+            let unit = match dur.chars().last() {
+                Some('m') => 60.0,
+                Some('h') => 3600.0,
+                Some('d') => 86400.0,
+                Some('w') => 7.0 * 86400.0,
+                Some('M') => 30.0 * 86400.0,
+                Some('y') => 365.0 * 86400.0,
+                _ => 0.0,
+            };
+            let n: f64 = dur[..dur.len() - 1].parse().unwrap_or(0.0);
+            if unit == 0.0 || n <= 0.0 {
+                return Ok(Resp::json(
+                    403,
+                    serde_json::json!({"status": "fail", "msg": "Invalid duration"}),
+                ));
+            }
+            let (up, all) = eng.db.beat_counts(c.id, now() - n * unit)?;
+            let label = format!(
+                "{}{}",
+                q("labelPrefix", ""),
+                req.q("label")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!(
+                        "Uptime ({}{})",
+                        &dur[..dur.len() - 1],
+                        q("labelSuffix", "h")
+                    ))
+            );
+            if all == 0 {
+                (label, "N/A".into(), "#999".into(), q("labelColor", "#555"))
+            } else {
+                let ratio = up as f64 / all as f64;
+                let msg = format!(
+                    "{}{}{}",
+                    q("prefix", ""),
+                    to_precision4(ratio * 100.0),
+                    q("suffix", "%")
+                );
+                let col = req
+                    .q("color")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| percentage_color(ratio));
+                (label, msg, col, q("labelColor", "#555"))
+            }
+        }
+        _ => return Ok(Resp::text(404, "not found")),
+    };
+    Ok(Resp::new(
+        200,
+        "image/svg+xml; charset=utf-8",
+        svg_badge_parts(&label, &msg, &label_color, &color),
+    )
+    .with("Access-Control-Allow-Origin", "*")
+    .with("Cache-Control", "no-cache"))
+}
+
+/// JavaScript's `x.toPrecision(4)` for 0 ≤ x < 1000 (99.5 → "99.50").
+fn to_precision4(x: f64) -> String {
+    if x == 0.0 {
+        return "0.000".into();
+    }
+    let digits = x.abs().log10().floor() as i64 + 1;
+    let decimals = (4 - digits).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// Kuma's `percentageToColor`: hsl(ratio·80 + 10, 90 %, 40 %) as hex.
+fn percentage_color(ratio: f64) -> String {
+    let (h, s, l) = ((ratio * 80.0 + 10.0) / 360.0, 0.9, 0.4);
+    let q = if l < 0.5 {
+        l * (1.0 + s)
+    } else {
+        l + s - l * s
+    };
+    let p = 2.0 * l - q;
+    let chan = |mut t: f64| {
+        if t < 0.0 {
+            t += 1.0;
+        }
+        if t > 1.0 {
+            t -= 1.0;
+        }
+        let v = if t < 1.0 / 6.0 {
+            p + (q - p) * 6.0 * t
+        } else if t < 0.5 {
+            q
+        } else if t < 2.0 / 3.0 {
+            p + (q - p) * (2.0 / 3.0 - t) * 6.0
+        } else {
+            p
+        };
+        (v * 255.0).round() as u8
+    };
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        chan(h + 1.0 / 3.0),
+        chan(h),
+        chan(h - 1.0 / 3.0)
+    )
 }
 
 /// healthchecks' management API v3 subset (X-Api-Key; read keys may only GET).
@@ -1021,6 +1314,10 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             });
             let (mut c, code) = match existing {
                 Some(c) => (c, 200),
+                // healthchecks: 403, empty body, at the check limit
+                None if eng.db.check_count()? >= set.check_limit => {
+                    return Ok(Resp::text(403, ""));
+                }
                 None => (Check::new(""), 201),
             };
             if let Err(e) = apply(&mut c, &body) {
@@ -1030,7 +1327,7 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             let c = eng.db.check(id)?.expect("saved");
             Ok(Resp::json(code, check_json(&c, set, false)))
         }
-        (m, 2 | 3) => {
+        (m, 2..=5) => {
             let found = match eng.db.check_by("uuid", parts[1])? {
                 Some(c) => Some(c),
                 // read keys see checks by their unique_key, as in healthchecks
@@ -1044,6 +1341,30 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                 return Ok(Resp::json(404, serde_json::json!({"error": "not found"})));
             };
             match (m, parts.get(2).copied()) {
+                (_, Some(_))
+                    if parts.len() > 3
+                        && !(parts.len() == 5 && parts[2] == "pings" && parts[4] == "body") =>
+                {
+                    Ok(Resp::json(404, serde_json::json!({"error": "not found"})))
+                }
+                ("GET", Some("pings")) if parts.len() == 5 => {
+                    // healthchecks: read-write keys only; the bytes as received
+                    if read_only {
+                        return Ok(Resp::json(
+                            401,
+                            serde_json::json!({"error": "wrong api key"}),
+                        ));
+                    }
+                    let body = match parts[3].parse::<i64>() {
+                        Ok(n) => eng.db.ping_body(c.id, n)?,
+                        Err(_) => None,
+                    };
+                    Ok(match body {
+                        Some(b) if !b.is_empty() => Resp::new(200, "text/plain", b),
+                        _ => Resp::text(404, "not found"),
+                    })
+                }
+                ("GET", Some("flips")) => flips(eng, &c, req),
                 ("GET", None) => Ok(Resp::json(200, check_json(&c, set, read_only))),
                 ("POST", None) => {
                     if let Err(e) = apply(&mut c, &body) {
@@ -1058,7 +1379,18 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                     Ok(Resp::json(200, v))
                 }
                 ("POST", Some(a @ ("pause" | "resume"))) => {
+                    // flips: →paused (unless paused already), resume →new
+                    if a == "pause" && !c.paused {
+                        eng.db.add_flip(c.id, now(), "paused")?;
+                    } else if a == "resume" && c.paused {
+                        eng.db.add_flip(c.id, now(), "new")?;
+                    }
                     c.paused = a == "pause";
+                    if c.paused {
+                        // as healthchecks: a paused check has no run going
+                        c.last_start = None;
+                        c.last_start_rid = None;
+                    }
                     eng.db.save(&c)?;
                     Ok(Resp::json(200, check_json(&c, set, false)))
                 }
@@ -1070,8 +1402,10 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
                         .map(|p| {
                             serde_json::json!({
                                 "type": p.kind, "date": chrono::DateTime::from_timestamp(p.ts as i64, 0).map(|d| d.to_rfc3339()),
-                                "n": p.n, "scheme": "http", "remote_addr": p.remote, "method": p.method, "ua": p.ua,
+                                "n": p.n, "scheme": p.scheme, "remote_addr": p.remote, "method": p.method, "ua": p.ua,
                                 "rid": p.rid, "duration": p.duration, "exitstatus": p.exit_status, "body": p.body,
+                                "body_url": (!p.body.is_empty()).then(|| format!(
+                                    "{}/api/v3/checks/{}/pings/{}/body", set.base_url.trim_end_matches('/'), c.uuid, p.n)),
                             })
                         })
                         .collect();
@@ -1084,5 +1418,23 @@ pub fn api_v3(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate
             }
         }
         _ => Ok(Resp::json(404, serde_json::json!({"error": "not found"}))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kuma_number_formats() {
+        // JavaScript: (99.5).toPrecision(4) etc.
+        assert_eq!(to_precision4(99.5), "99.50");
+        assert_eq!(to_precision4(100.0), "100.0");
+        assert_eq!(to_precision4(0.0), "0.000");
+        assert_eq!(to_precision4(5.0), "5.000");
+        assert_eq!(to_precision4(0.5), "0.5000");
+        // chroma("hsl(90, 90%, 40%)").hex() and hsl(10, …)
+        assert_eq!(percentage_color(1.0), "#66c20a");
+        assert_eq!(percentage_color(0.0), "#c2290a");
     }
 }

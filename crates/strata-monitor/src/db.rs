@@ -15,6 +15,7 @@ pub enum V {
     I(i64),
     F(f64),
     T(String),
+    B(Vec<u8>),
     N,
 }
 
@@ -78,6 +79,7 @@ impl V {
     fn t(&self) -> String {
         match self {
             V::T(s) => s.clone(),
+            V::B(b) => String::from_utf8_lossy(b).into_owned(),
             V::I(x) => x.to_string(),
             V::F(x) => x.to_string(),
             V::N => String::new(),
@@ -88,6 +90,13 @@ impl V {
     }
     fn b(&self) -> bool {
         self.i() != 0
+    }
+    fn ob(&self) -> Option<Vec<u8>> {
+        match self {
+            V::B(b) => Some(b.clone()),
+            V::T(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        }
     }
 }
 
@@ -165,6 +174,7 @@ impl rusqlite::ToSql for V {
             V::I(x) => Value::Integer(*x),
             V::F(x) => Value::Real(*x),
             V::T(s) => Value::Text(s.clone()),
+            V::B(b) => Value::Blob(b.clone()),
             V::N => Value::Null,
         }))
     }
@@ -197,6 +207,7 @@ fn pg_params(ps: &[V]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
                 V::I(x) => Box::new(*x),
                 V::F(x) => Box::new(*x),
                 V::T(s) => Box::new(s.clone()),
+                V::B(b) => Box::new(b.clone()),
                 V::N => Box::new(Null),
             }
         })
@@ -238,12 +249,37 @@ fn shift_params(sql: &str, by: usize) -> String {
 
 /// Columns added after the first release: (table, column, type), added to
 /// an existing database at open when missing.
-const MIGRATIONS: &[(&str, &str, &str)] = &[];
+const MIGRATIONS: &[(&str, &str, &str)] = &[
+    // healthchecks' keyword filters
+    ("checks", "filter_http_body", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "filter_subject", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "filter_body", "INTEGER NOT NULL DEFAULT 0"),
+    (
+        "checks",
+        "filter_default_fail",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    ("checks", "start_kw", "TEXT NOT NULL DEFAULT ''"),
+    ("checks", "success_kw", "TEXT NOT NULL DEFAULT ''"),
+    ("checks", "failure_kw", "TEXT NOT NULL DEFAULT ''"),
+    // Uptime Kuma: settings, then the push state
+    ("checks", "max_retries", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "upside_down", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "resend_interval", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "public", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "kuma_status", "TEXT NOT NULL DEFAULT ''"),
+    ("checks", "retries", "INTEGER NOT NULL DEFAULT 0"),
+    ("checks", "down_count", "INTEGER NOT NULL DEFAULT 0"),
+    // the request's scheme (X-Forwarded-Proto) and a body that is not UTF-8
+    ("pings", "scheme", "TEXT NOT NULL DEFAULT 'http'"),
+    ("pings", "body_raw", "BLOB"),
+];
 
 fn pg_schema(s: &str) -> String {
     s.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
         .replace(" REAL", " DOUBLE PRECISION")
         .replace(" INTEGER", " BIGINT")
+        .replace(" BLOB", " BYTEA")
 }
 
 const SCHEMA: &str = "
@@ -314,6 +350,13 @@ CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, rol
 CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS flips (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  check_id INTEGER NOT NULL,
+  ts REAL NOT NULL,
+  status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flips_check ON flips(check_id, ts);
 ";
 
 /// A check as stored.
@@ -357,6 +400,27 @@ pub struct Check {
     pub last_notified: Option<f64>,
     /// Windows without notifications: `START/END` (RFC 3339) or `CRON/DURATION`, `;`-separated.
     pub maintenance: String,
+    /// healthchecks' keyword filters (`filter_http_body` applies them to
+    /// HTTP ping bodies; the subject/body ones are kept for the API).
+    pub filter_http_body: bool,
+    pub filter_subject: bool,
+    pub filter_body: bool,
+    pub filter_default_fail: bool,
+    pub start_kw: String,
+    pub success_kw: String,
+    pub failure_kw: String,
+    /// Uptime Kuma: DOWN pushes before DOWN (PENDING until then).
+    pub max_retries: i64,
+    pub upside_down: bool,
+    /// Resend a DOWN notification every this many DOWN pushes (0: never).
+    pub resend_interval: i64,
+    /// Kuma's "on a public status page": its `/api/badge/<id>/…` badges
+    /// show the state (else N/A).
+    pub public: bool,
+    /// The last Kuma push status (up, down, pending, maintenance; "" none).
+    pub kuma_status: String,
+    pub retries: i64,
+    pub down_count: i64,
 }
 
 impl Check {
@@ -387,7 +451,8 @@ impl Check {
 const COLS: &str = "id, uuid, push_token, slug, name, host, job, tags, descr, timeout, grace, schedule, tz, \
 min_duration, max_duration, size_drop_pct, size_window, repeat_every, methods, manual_resume, paused, managed, created, \
 last_ping, last_success, last_start, last_start_rid, last_duration, last_outcome, last_size, n_pings, alert_state, \
-alert_since, last_notified, maintenance";
+alert_since, last_notified, maintenance, filter_http_body, filter_subject, filter_body, filter_default_fail, \
+start_kw, success_kw, failure_kw, max_retries, upside_down, resend_interval, public, kuma_status, retries, down_count";
 
 fn row(r: &[V]) -> Check {
     Check {
@@ -426,6 +491,20 @@ fn row(r: &[V]) -> Check {
         alert_since: r[32].of(),
         last_notified: r[33].of(),
         maintenance: r[34].t(),
+        filter_http_body: r[35].b(),
+        filter_subject: r[36].b(),
+        filter_body: r[37].b(),
+        filter_default_fail: r[38].b(),
+        start_kw: r[39].t(),
+        success_kw: r[40].t(),
+        failure_kw: r[41].t(),
+        max_retries: r[42].i(),
+        upside_down: r[43].b(),
+        resend_interval: r[44].i(),
+        public: r[45].b(),
+        kuma_status: r[46].t(),
+        retries: r[47].i(),
+        down_count: r[48].i(),
     }
 }
 
@@ -465,6 +544,20 @@ fn check_values(k: &Check) -> Vec<V> {
         (&k.alert_since).into(),
         (&k.last_notified).into(),
         (&k.maintenance).into(),
+        k.filter_http_body.into(),
+        k.filter_subject.into(),
+        k.filter_body.into(),
+        k.filter_default_fail.into(),
+        (&k.start_kw).into(),
+        (&k.success_kw).into(),
+        (&k.failure_kw).into(),
+        k.max_retries.into(),
+        k.upside_down.into(),
+        k.resend_interval.into(),
+        k.public.into(),
+        (&k.kuma_status).into(),
+        k.retries.into(),
+        k.down_count.into(),
     ]
 }
 
@@ -482,6 +575,11 @@ pub struct Ping {
     pub remote: String,
     pub size: Option<i64>,
     pub report: String,
+    /// `http`, `https` (X-Forwarded-Proto) — healthchecks' `scheme`.
+    pub scheme: String,
+    /// The body as received when it is not UTF-8 (`body` then holds it
+    /// with replacement characters).
+    pub body_raw: Option<Vec<u8>>,
 }
 
 pub struct Db {
@@ -708,9 +806,7 @@ impl Db {
                                     ValueRef::Text(t) => {
                                         V::T(String::from_utf8_lossy(t).into_owned())
                                     }
-                                    ValueRef::Blob(b) => {
-                                        V::T(String::from_utf8_lossy(b).into_owned())
-                                    }
+                                    ValueRef::Blob(b) => V::B(b.to_vec()),
                                     ValueRef::Null => V::N,
                                 })
                             })
@@ -741,6 +837,9 @@ impl Db {
                                     .unwrap_or(V::N),
                                 Type::FLOAT8 => {
                                     r.get::<_, Option<f64>>(i).map(V::F).unwrap_or(V::N)
+                                }
+                                Type::BYTEA => {
+                                    r.get::<_, Option<Vec<u8>>>(i).map(V::B).unwrap_or(V::N)
                                 }
                                 _ => r.get::<_, Option<String>>(i).map(V::T).unwrap_or(V::N),
                             })
@@ -856,6 +955,7 @@ impl Db {
 
     pub fn delete_check(&self, id: i64) -> Result<()> {
         self.exec("DELETE FROM pings WHERE check_id = ?1", &[id.into()])?;
+        self.exec("DELETE FROM flips WHERE check_id = ?1", &[id.into()])?;
         self.exec(
             "DELETE FROM notifications WHERE check_id = ?1",
             &[id.into()],
@@ -873,8 +973,8 @@ impl Db {
     /// `synchronous_commit = off` and [`Db::durable`] waits with a barrier,
     /// after the lock is released, so those pings share flushes too.
     pub fn record(&self, k: &Check, p: &Ping, defer: bool) -> Result<Commit> {
-        let ping_sql = "INSERT INTO pings (check_id, n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)";
+        let ping_sql = "INSERT INTO pings (check_id, n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report, scheme, body_raw) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)";
         let ping_vals: Vec<V> = vec![
             k.id.into(),
             p.n.into(),
@@ -889,9 +989,11 @@ impl Db {
             (&p.remote).into(),
             (&p.size).into(),
             (&p.report).into(),
+            (&p.scheme).into(),
+            p.body_raw.clone().map(V::B).unwrap_or(V::N),
         ];
         let chk_sql = "UPDATE checks SET last_ping=?1, last_success=?2, last_start=?3, last_start_rid=?4, last_duration=?5, \
-             last_outcome=?6, last_size=?7, n_pings=?8, paused=?9 WHERE id=?10";
+             last_outcome=?6, last_size=?7, n_pings=?8, paused=?9, kuma_status=?10, retries=?11, down_count=?12 WHERE id=?13";
         let chk_vals: Vec<V> = vec![
             (&k.last_ping).into(),
             (&k.last_success).into(),
@@ -902,6 +1004,9 @@ impl Db {
             (&k.last_size).into(),
             k.n_pings.into(),
             k.paused.into(),
+            (&k.kuma_status).into(),
+            k.retries.into(),
+            k.down_count.into(),
             k.id.into(),
         ];
         match &self.conn {
@@ -972,7 +1077,7 @@ impl Db {
     pub fn pings(&self, id: i64, limit: i64) -> Result<Vec<Ping>> {
         Ok(self
             .query(
-                "SELECT n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report FROM pings \
+                "SELECT n, ts, kind, exit_status, body, rid, duration, method, ua, remote, size, report, scheme, body_raw FROM pings \
                  WHERE check_id = ?1 ORDER BY n DESC LIMIT ?2",
                 &[id.into(), limit.into()],
             )?
@@ -990,8 +1095,63 @@ impl Db {
                 remote: r[9].t(),
                 size: r[10].oi(),
                 report: r[11].t(),
+                scheme: r[12].t(),
+                body_raw: r[13].ob(),
             })
             .collect())
+    }
+
+    /// One ping's body as received (the raw bytes when they were not
+    /// UTF-8); None for an unknown ping.
+    pub fn ping_body(&self, id: i64, n: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .one(
+                "SELECT body, body_raw FROM pings WHERE check_id = ?1 AND n = ?2",
+                &[id.into(), n.into()],
+            )?
+            .map(|r| r[1].ob().unwrap_or_else(|| r[0].t().into_bytes())))
+    }
+
+    /// A change of a check's status (up, down, paused, new): healthchecks'
+    /// flips.
+    pub fn add_flip(&self, id: i64, ts: f64, status: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO flips (check_id, ts, status) VALUES (?1, ?2, ?3)",
+            &[id.into(), ts.into(), status.into()],
+        )
+        .map(|_| ())
+    }
+
+    /// Flips at or after `from` and before `to`, newest first.
+    pub fn flips(&self, id: i64, from: f64, to: f64) -> Result<Vec<(f64, String)>> {
+        Ok(self
+            .query(
+                "SELECT ts, status FROM flips WHERE check_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY id DESC",
+                &[id.into(), from.into(), to.into()],
+            )?
+            .iter()
+            .map(|r| (r[0].f(), r[1].t()))
+            .collect())
+    }
+
+    /// The number of checks (healthchecks' check limit).
+    pub fn check_count(&self) -> Result<i64> {
+        Ok(self
+            .one("SELECT COUNT(*) FROM checks", &[])?
+            .map(|r| r[0].i())
+            .unwrap_or(0))
+    }
+
+    /// Kuma uptime: (up pushes, all pushes) since `from`.
+    pub fn beat_counts(&self, id: i64, from: f64) -> Result<(i64, i64)> {
+        Ok(self
+            .one(
+                "SELECT COALESCE(SUM(CASE WHEN kind IN ('success', 'partial') THEN 1 ELSE 0 END), 0), COUNT(*) \
+                 FROM pings WHERE check_id = ?1 AND ts >= ?2 AND kind IN ('success', 'partial', 'fail')",
+                &[id.into(), from.into()],
+            )?
+            .map(|r| (r[0].i(), r[1].i()))
+            .unwrap_or((0, 0)))
     }
 
     /// Sizes of the last `n` runs that reported one, newest first.

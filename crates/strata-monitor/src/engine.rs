@@ -21,6 +21,10 @@ pub fn state(c: &Check, now: f64) -> &'static str {
     if c.paused {
         return "paused";
     }
+    // Uptime Kuma: DOWN pushes not yet past max_retries
+    if c.kuma_status == "pending" {
+        return "pending";
+    }
     if let Some(s) = c.last_start {
         if now >= s + c.grace {
             return "down";
@@ -34,7 +38,8 @@ pub fn state(c: &Check, now: f64) -> &'static str {
         return "down";
     }
     let due = next_due(c, last);
-    if now < due {
+    // upside-down (Kuma): silence is the good news, a push the bad
+    if now < due || c.upside_down {
         if c.last_outcome == "partial" {
             "partial"
         } else {
@@ -67,6 +72,10 @@ pub enum Kind {
     Start,
     Log,
     Partial,
+    /// A Kuma push inside a maintenance window (recorded, no state change).
+    Maintenance,
+    /// A Kuma DOWN push still within `max_retries` (recorded as pending).
+    Pending,
 }
 
 impl Kind {
@@ -77,6 +86,8 @@ impl Kind {
             Kind::Start => "start",
             Kind::Log => "log",
             Kind::Partial => "partial",
+            Kind::Maintenance => "maintenance",
+            Kind::Pending => "pending",
         }
     }
 }
@@ -93,6 +104,45 @@ pub struct Incoming {
     pub report: Option<JobReport>,
     /// Explicit duration (native reports); otherwise from start/rid.
     pub duration: Option<f64>,
+    /// `http` or `https` (X-Forwarded-Proto).
+    pub scheme: String,
+    /// The body as received, when it is not UTF-8.
+    pub body_raw: Option<Vec<u8>>,
+    /// A healthchecks HTTP ping (its body goes through the keyword filters).
+    pub filterable: bool,
+    /// An Uptime Kuma push (retries, upside-down, maintenance, resend).
+    pub kuma: bool,
+}
+
+impl Incoming {
+    /// A ping of `kind` with nothing else known.
+    pub fn new(kind: Kind) -> Incoming {
+        Incoming {
+            kind,
+            exit_status: None,
+            body: String::new(),
+            rid: String::new(),
+            method: String::new(),
+            ua: String::new(),
+            remote: String::new(),
+            size: None,
+            report: None,
+            duration: None,
+            scheme: "http".into(),
+            body_raw: None,
+            filterable: false,
+            kuma: false,
+        }
+    }
+}
+
+/// healthchecks' keyword match: comma-separated, trimmed, case-sensitive
+/// substrings; empty items skipped.
+fn matches_kw(keywords: &str, body: &str) -> bool {
+    keywords
+        .split(',')
+        .map(str::trim)
+        .any(|k| !k.is_empty() && body.contains(k))
 }
 
 pub struct Engine {
@@ -209,13 +259,38 @@ impl Engine {
         waiting: &std::sync::atomic::AtomicUsize,
     ) -> Result<crate::db::Commit> {
         let t = now();
+        let mut inc = inc;
+        let wrong_method =
+            c.methods.eq_ignore_ascii_case("POST") && !inc.method.eq_ignore_ascii_case("POST");
+        // healthchecks' keyword filters decide what an HTTP ping's body
+        // means, whatever its URL said: failure, then success, then start
+        // keywords; none → fail with filter_default_fail, else ignored
+        let mut filtered_out = false;
+        if inc.filterable && c.filter_http_body && !wrong_method {
+            if matches_kw(&c.failure_kw, &inc.body) {
+                inc.kind = Kind::Fail;
+            } else if matches_kw(&c.success_kw, &inc.body) {
+                inc.kind = Kind::Success;
+            } else if matches_kw(&c.start_kw, &inc.body) {
+                inc.kind = Kind::Start;
+            } else if c.filter_default_fail {
+                inc.kind = Kind::Fail;
+            } else {
+                filtered_out = true;
+            }
+        }
+        let mut resend = false;
+        if inc.kuma {
+            resend = self.kuma_push(&mut c, &mut inc, t);
+        }
         let mut kind = inc.kind.as_str().to_string();
         // Paused with manual resume: recorded, ignored.
-        let ignore = (c.paused && c.manual_resume)
-            || (c.methods.eq_ignore_ascii_case("POST") && !inc.method.eq_ignore_ascii_case("POST"));
+        let ignore = (c.paused && c.manual_resume) || wrong_method || filtered_out;
         if ignore {
             kind = "ign".into();
         }
+        let was_new = c.last_ping.is_none();
+        let was_paused = c.paused;
         let mut duration = None;
         let mut events = Vec::new();
         if !ignore {
@@ -229,7 +304,7 @@ impl Engine {
                     c.last_start = Some(t);
                     c.last_start_rid = Some(inc.rid.clone());
                 }
-                Kind::Log => {}
+                Kind::Log | Kind::Maintenance | Kind::Pending => {}
                 Kind::Success | Kind::Fail | Kind::Partial => {
                     if let Some(s) = c.last_start {
                         if c.last_start_rid.as_deref().unwrap_or("") == inc.rid {
@@ -300,6 +375,8 @@ impl Engine {
             method: inc.method,
             ua: inc.ua.chars().take(200).collect(),
             remote: inc.remote,
+            scheme: inc.scheme,
+            body_raw: inc.body_raw,
             size: inc.size,
             report: inc
                 .report
@@ -309,6 +386,18 @@ impl Engine {
         };
         let defer = waiting.load(std::sync::atomic::Ordering::SeqCst) > 0;
         let commit = self.db.record(&c, &p, defer)?;
+        // healthchecks records a flip when a ping makes a new or paused
+        // check up (or down)
+        if !ignore && (was_new || was_paused) && !c.paused {
+            match inc.kind {
+                Kind::Success | Kind::Partial => self.db.add_flip(c.id, t, "up")?,
+                Kind::Fail => self.db.add_flip(c.id, t, "down")?,
+                _ => {}
+            }
+        }
+        if resend {
+            self.notify(&c, Event::StillDown(reason(&c, t)), t);
+        }
         for ev in events {
             self.notify(&c, ev, t);
         }
@@ -333,6 +422,57 @@ impl Engine {
         Ok(commit)
     }
 
+    /// Uptime Kuma's push semantics (api-router.js): inside a maintenance
+    /// window the push is MAINTENANCE; upside-down inverts it; a DOWN push
+    /// is PENDING while fewer than `max_retries` came since UP; while DOWN,
+    /// every `resend_interval`-th further DOWN push resends the alert
+    /// (returned true). Sets `inc.kind` and the check's push state.
+    fn kuma_push(&self, c: &mut Check, inc: &mut Incoming, t: f64) -> bool {
+        if in_maintenance(c, t) {
+            inc.kind = Kind::Maintenance;
+            c.kuma_status = "maintenance".into();
+            return false;
+        }
+        let mut up = inc.kind == Kind::Success;
+        if c.upside_down {
+            up = !up;
+        }
+        let prev = c.kuma_status.clone();
+        let status = if up {
+            c.retries = 0;
+            "up"
+        } else if c.max_retries > 0
+            && matches!(prev.as_str(), "up" | "pending" | "")
+            && c.retries < c.max_retries
+        {
+            c.retries += 1;
+            "pending"
+        } else {
+            c.retries = if prev == "up" { 0 } else { c.retries + 1 };
+            "down"
+        };
+        inc.kind = match status {
+            "up" => Kind::Success,
+            "pending" => Kind::Pending,
+            _ => Kind::Fail,
+        };
+        let mut resend = false;
+        if status == "down" && prev == "down" {
+            // not an important beat: count it
+            if c.resend_interval > 0 {
+                c.down_count += 1;
+                if c.down_count >= c.resend_interval {
+                    c.down_count = 0;
+                    resend = true;
+                }
+            }
+        } else if status != prev {
+            c.down_count = 0;
+        }
+        c.kuma_status = status.into();
+        resend
+    }
+
     /// Compare a check's state with what was last notified; send down /
     /// recovery (and repeats) as needed. Called after each ping and by the
     /// alert loop, so a restart while a check is overdue still alerts.
@@ -343,10 +483,16 @@ impl Engine {
     /// [`Engine::evaluate`], with what a down alert says instead of the
     /// generic reason.
     fn evaluate_with(&self, c: &Check, t: f64, detail: Option<String>) -> Result<()> {
+        // Inside a maintenance window nothing is decided: what is still
+        // wrong when it ends is announced then (Kuma's MAINTENANCE → DOWN).
+        if in_maintenance(c, t) {
+            return Ok(());
+        }
         let st = state(c, t);
         let down = st == "down";
         if down && c.alert_state != "down" {
             self.db.set_alert(c.id, "down", Some(t), Some(t))?;
+            self.db.add_flip(c.id, t, "down")?;
             let mut c2 = c.clone();
             c2.alert_since = Some(t);
             let why = detail.unwrap_or_else(|| reason(c, t));
@@ -360,6 +506,7 @@ impl Engine {
         } else if !down && c.alert_state == "down" && matches!(st, "up" | "partial") {
             // (A run that only started is not a recovery yet.)
             self.db.set_alert(c.id, "up", Some(t), Some(t))?;
+            self.db.add_flip(c.id, t, "up")?;
             self.notify(c, Event::Up, t);
         }
         Ok(())

@@ -186,6 +186,9 @@ fn route(eng: &Arc<Engine>, set: &Settings, req: &Req) -> crate::Result<Resp> {
     if p == "/api/report" {
         return report(eng, req);
     }
+    if let Some(rest) = p.strip_prefix("/api/badge/") {
+        return crate::dashboard::kuma_badge(eng, req, rest);
+    }
     if let Some(rest) = p.strip_prefix("/api/v3/") {
         return crate::dashboard::api_v3(eng, set, req, rest);
     }
@@ -251,16 +254,10 @@ fn kuma(eng: &Arc<Engine>, req: &Req, token: &str) -> crate::Result<Resp> {
     eng.ping(
         c,
         Incoming {
-            kind,
-            exit_status: None,
             body: msg,
-            rid: String::new(),
-            method: req.method.clone(),
-            ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: client_addr(req),
-            size: None,
-            report: None,
             duration: ping.map(|ms| ms / 1000.0),
+            kuma: true,
+            ..incoming(req, kind)
         },
     )?;
     Ok(Resp::new(200, "application/json", "{\"ok\":true}"))
@@ -279,6 +276,21 @@ fn hc_text(code: u16, body: &str) -> Resp {
             "max-age=0, no-cache, no-store, must-revalidate, private",
         )
         .with("Expires", &expires)
+}
+
+/// An incoming ping's request facts (method, user agent, address, scheme).
+fn incoming(req: &Req, kind: Kind) -> Incoming {
+    Incoming {
+        method: req.method.clone(),
+        ua: req.header("User-Agent").unwrap_or("").to_string(),
+        remote: client_addr(req),
+        // healthchecks stores the proxy's X-Forwarded-Proto as given
+        scheme: req
+            .header("X-Forwarded-Proto")
+            .unwrap_or("http")
+            .to_string(),
+        ..Incoming::new(kind)
+    }
 }
 
 /// The client's address: the first `X-Forwarded-For` entry when a proxy
@@ -318,6 +330,12 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
         let found = eng.db.checks_by_slug(slug)?;
         match found.len() {
             1 => (found.into_iter().next().unwrap(), suffix, false),
+            // healthchecks: auto-provisioning may go to twice the limit
+            0 if req.q("create") == Some("1")
+                && eng.db.check_count()? >= set.check_limit.saturating_mul(2) =>
+            {
+                return Ok(hc_text(404, "not found"))
+            }
             0 if req.q("create") == Some("1") => {
                 let c = Check {
                     slug: slug.to_string(),
@@ -355,20 +373,27 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
         return Ok(hc_text(400, "invalid uuid format"));
     }
     let mut body = req.body.clone();
-    body.truncate(set.body_limit);
+    if let Some(limit) = set.body_limit {
+        body.truncate(limit);
+    }
+    // a body that is not UTF-8 is kept as received too (the ping-body
+    // endpoint returns it byte for byte)
+    let (text, raw) = match String::from_utf8(body) {
+        Ok(s) => (s, None),
+        Err(e) => (
+            String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            Some(e.into_bytes()),
+        ),
+    };
     eng.ping(
         check,
         Incoming {
-            kind,
             exit_status,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: text,
+            body_raw: raw,
             rid,
-            method: req.method.clone(),
-            ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: client_addr(req),
-            size: None,
-            report: None,
-            duration: None,
+            filterable: true,
+            ..incoming(req, kind)
         },
     )?;
     let (code, text) = if created {
@@ -376,7 +401,11 @@ fn hc(eng: &Arc<Engine>, set: &Settings, req: &Req, rest: &str) -> crate::Result
     } else {
         (200, "OK")
     };
-    Ok(hc_text(code, text).with("Ping-Body-Limit", &set.body_limit.to_string()))
+    let resp = hc_text(code, text);
+    Ok(match set.body_limit {
+        Some(limit) => resp.with("Ping-Body-Limit", &limit.to_string()),
+        None => resp,
+    })
 }
 
 /// The role of an API key (X-Api-Key header, `Authorization: Bearer` as
@@ -464,16 +493,13 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
     eng.ping(
         c,
         Incoming {
-            kind,
             exit_status: Some(r.exit_code as i64),
             body: r.log_tail.clone(),
             rid: r.run_id.clone(),
-            method: req.method.clone(),
-            ua: req.header("User-Agent").unwrap_or("").to_string(),
-            remote: client_addr(req),
             size: r.bytes_total.map(|b| b as i64),
             duration: (r.duration > 0.0).then_some(r.duration),
             report: Some(r),
+            ..incoming(req, kind)
         },
     )?;
     Ok(Resp::json(

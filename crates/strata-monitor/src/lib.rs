@@ -127,7 +127,8 @@ impl Monitor {
         let settings = Arc::new(settings);
         let limits = serve::Limits {
             workers: o.workers.max(1),
-            max_body: settings.body_limit.max(1 << 20),
+            // "unlimited" bodies: whatever the server reads (64 MiB)
+            max_body: settings.body_limit.unwrap_or(64 << 20).max(1 << 20),
             ..serve::Limits::default()
         };
         let (eng, set) = (engine.clone(), settings.clone());

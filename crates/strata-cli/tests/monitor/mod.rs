@@ -13,6 +13,7 @@ use crate::util::{free_port, Env};
 
 mod compat;
 mod fleet;
+mod kuma;
 mod mail;
 mod security;
 

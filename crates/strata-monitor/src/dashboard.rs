@@ -491,8 +491,13 @@ fn grid(eng: &Engine, user: Option<&Viewer>) -> crate::Result<String> {
         }
     }
     hosts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    // each job's column, then its drill column when it has drills
-    let mut cols: Vec<(String, bool)> = checks.iter().map(key).collect();
+    // each job's column, then its drill column when it has drills;
+    // snapshot and replication checks go in the host's own cell
+    let mut cols: Vec<(String, bool)> = checks
+        .iter()
+        .filter(|c| layer(c).is_none())
+        .map(key)
+        .collect();
     cols.sort();
     cols.dedup();
     let mut h = String::from("<table class=grid><tr><th>host</th>");
@@ -506,8 +511,9 @@ fn grid(eng: &Engine, user: Option<&Viewer>) -> crate::Result<String> {
     h.push_str("</tr>");
     for (_, host) in &hosts {
         h.push_str(&format!(
-            "<tr><th>{}</th>",
-            esc(if host.is_empty() { "(no host)" } else { host })
+            "<tr><th>{}{}</th>",
+            esc(if host.is_empty() { "(no host)" } else { host }),
+            host_layers(&checks, host, t)
         ));
         for col in &cols {
             let c = checks.iter().find(|c| &c.host == host && &key(c) == col);
@@ -557,6 +563,55 @@ fn grid(eng: &Engine, user: Option<&Viewer>) -> crate::Result<String> {
         user,
         &format!("{GRID_STYLE}{summary}{h}"),
     ))
+}
+
+/// `snapshot` or `replicate`: checks made by `strata snapshot --report`
+/// and `strata replicate --report`.
+fn layer(c: &Check) -> Option<&'static str> {
+    c.tags.split_whitespace().find_map(|t| match t {
+        "snapshot" => Some("snapshot"),
+        "replicate" => Some("replicate"),
+        _ => None,
+    })
+}
+
+/// A host's local snapshot freshness and replication lag (the age of the
+/// last successful snapshot run; of the oldest last successful replication
+/// when it replicates to several targets), each coloured by its check's
+/// state and linking to it.
+fn host_layers(checks: &[Check], host: &str, t: f64) -> String {
+    let mut out = Vec::new();
+    for (kind, what) in [("snapshot", "snapshots"), ("replicate", "replicated")] {
+        // the worst of the host's checks of this kind
+        let worst = checks
+            .iter()
+            .filter(|c| c.host == host && layer(c) == Some(kind))
+            .max_by(|a, b| {
+                let age = |c: &Check| c.last_success.map_or(f64::INFINITY, |s| t - s);
+                severity(state(a, t))
+                    .cmp(&severity(state(b, t)))
+                    .then(age(a).total_cmp(&age(b)))
+            });
+        let Some(c) = worst else { continue };
+        let st = state(c, t);
+        let (age_s, text) = match c.last_success {
+            Some(s) => (
+                format!("{:.0}", t - s),
+                format!("{what} {} ago", age(t - s)),
+            ),
+            None => (String::new(), format!("{what}: never")),
+        };
+        out.push(format!(
+            "<a href=/job/{id} class=layer data-layer={kind} data-state={st} data-age-s=\"{age_s}\" style=color:{col}>{text}</a>",
+            id = c.id,
+            col = if st == "up" { "#555" } else { color(st) },
+            text = esc(&text),
+        ));
+    }
+    if out.is_empty() {
+        return String::new();
+    }
+    format!("<br><small class=layers>{}</small>", out.join(" · "))
 }
 
 /// An inline SVG line chart of (x, y) points.

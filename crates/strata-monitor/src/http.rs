@@ -481,8 +481,10 @@ fn report(eng: &Arc<Engine>, req: &Req) -> crate::Result<Resp> {
             if let Some(e) = every {
                 c.timeout = e;
             }
-            if r.kind.as_deref() == Some("drill") {
-                c.tags = "drill".into();
+            // a drill gets the job's drill column; snapshots and
+            // replication are shown per host
+            if let Some(k @ ("drill" | "snapshot" | "replicate")) = r.kind.as_deref() {
+                c.tags = k.into();
             }
             let id = eng.db.save(&c)?;
             eng.db.check(id)?.expect("just saved")

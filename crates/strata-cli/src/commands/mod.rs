@@ -21,6 +21,7 @@ mod prune;
 mod quickstart;
 mod repair;
 mod replicate;
+mod report_args;
 mod restore;
 mod restore_source;
 mod run;

@@ -124,6 +124,8 @@ pub struct Replicate {
     /// Accepted for syncoid compatibility (strata needs no pv).
     #[arg(long, hide = true)]
     pub pv_options: Option<String>,
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
 }
 
 fn identifier(s: &str) -> Result<String, String> {
@@ -179,6 +181,10 @@ const LONG: &[&str] = &[
     "no-command-checks",
     "mbuffer-size",
     "pv-options",
+    "report",
+    "report-key-file",
+    "report-job",
+    "report-every",
 ];
 
 /// Rewrite syncoid-style arguments into clap's: `-recursive` → `--recursive`,
@@ -247,6 +253,27 @@ impl Reporter for Report<'_> {
 }
 
 pub fn run(g: &Global, c: Replicate) -> Result<u8> {
+    let key = c.report.key()?;
+    let started = std::time::Instant::now();
+    // the target without a user: the job's default name
+    let job = format!(
+        "replicate {}",
+        c.target
+            .rsplit_once('@')
+            .map_or(c.target.as_str(), |(_, t)| t)
+    );
+    let outcome =
+        |exit_code: i32, failed: bool, steps, bytes_added, log| super::report_args::Outcome {
+            kind: "replicate",
+            default_job: job.clone(),
+            exit_code,
+            failed,
+            steps,
+            bytes_added,
+            snapshot_id: None,
+            started,
+            log,
+        };
     let o = Options {
         recursive: c.recursive,
         skip_parent: c.skip_parent,
@@ -292,10 +319,58 @@ pub fn run(g: &Global, c: Replicate) -> Result<u8> {
         Ok(r) => r,
         Err(e) => {
             eprintln!("CRITICAL ERROR: {e}");
+            c.report.send(
+                key,
+                outcome(
+                    2,
+                    true,
+                    vec![strata_format::report::Step {
+                        name: "replicate".into(),
+                        status: strata_format::report::RunStatus::Fail,
+                        duration: started.elapsed().as_secs_f64(),
+                        exit_code: Some(2),
+                        message: e.to_string(),
+                    }],
+                    None,
+                    vec![format!("CRITICAL ERROR: {e}")],
+                ),
+            );
             return Ok(2);
         }
     };
     let code = results.iter().map(|r| r.code).max().unwrap_or(0);
+    if !c.dry_run {
+        use strata_format::report::{RunStatus, Step};
+        let steps: Vec<Step> = results
+            .iter()
+            .map(|r| Step {
+                name: format!("{} → {}", r.source, r.target),
+                status: match r.code {
+                    0 => RunStatus::Success,
+                    1 => RunStatus::Partial,
+                    _ => RunStatus::Fail,
+                },
+                duration: r.seconds,
+                exit_code: Some(r.code),
+                message: format!("{}: {}", r.action, r.message)
+                    .chars()
+                    .take(500)
+                    .collect(),
+            })
+            .collect();
+        let failed = !results.is_empty() && results.iter().all(|r| r.code >= 2);
+        let bytes: u64 = results.iter().map(|r| r.stream_bytes).sum();
+        c.report.send(
+            key,
+            outcome(
+                code,
+                failed,
+                steps,
+                Some(bytes),
+                results.iter().map(|r| r.message.clone()).collect(),
+            ),
+        );
+    }
     if g.json {
         super::print_json(&serde_json::json!({ "exit_code": code, "datasets": results }))?;
     } else {

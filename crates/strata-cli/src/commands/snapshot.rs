@@ -60,6 +60,22 @@ pub struct Snapshot {
     /// Snapshot cache lifetime in seconds (default 1200; 18000 for monitors only).
     #[arg(long, value_name = "SECONDS")]
     pub cache_ttl: Option<u64>,
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
+}
+
+fn step(name: &str, ok: bool, message: &str) -> strata_format::report::Step {
+    strata_format::report::Step {
+        name: name.into(),
+        status: if ok {
+            strata_format::report::RunStatus::Success
+        } else {
+            strata_format::report::RunStatus::Fail
+        },
+        duration: 0.0,
+        exit_code: None,
+        message: message.chars().take(500).collect(),
+    }
 }
 
 fn default_configdir() -> PathBuf {
@@ -73,6 +89,8 @@ fn default_configdir() -> PathBuf {
 }
 
 pub fn run(g: &Global, c: Snapshot) -> Result<u8> {
+    let key = c.report.key()?;
+    let started = std::time::Instant::now();
     if c.force_prune {
         eprintln!("WARN: --force-prune argument is deprecated and its behavior is now standard");
     }
@@ -106,7 +124,61 @@ pub fn run(g: &Global, c: Snapshot) -> Result<u8> {
     };
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    let res = strata_zfs::run::run(&source, &o, &mut out, &mut err)?;
+    let res = match strata_zfs::run::run(&source, &o, &mut out, &mut err) {
+        Ok(r) => r,
+        Err(e) => {
+            c.report.send(
+                key,
+                super::report_args::Outcome {
+                    kind: "snapshot",
+                    default_job: "snapshots".into(),
+                    exit_code: 2,
+                    failed: true,
+                    steps: vec![step("snapshot", false, &e.to_string())],
+                    bytes_added: None,
+                    snapshot_id: None,
+                    started,
+                    log: vec![e.to_string()],
+                },
+            );
+            return Err(e.into());
+        }
+    };
+    if o.take || o.prune || o.cron {
+        let mut steps = vec![
+            step(
+                "take",
+                true,
+                &format!("{} snapshot(s) taken", res.taken.len()),
+            ),
+            step(
+                "prune",
+                true,
+                &format!("{} snapshot(s) pruned", res.pruned.len()),
+            ),
+        ];
+        steps.extend(res.failures.iter().map(|f| step("failed", false, f)));
+        c.report.send(
+            key,
+            super::report_args::Outcome {
+                kind: "snapshot",
+                default_job: "snapshots".into(),
+                exit_code: res.code,
+                failed: !res.failures.is_empty() && res.taken.is_empty() && res.pruned.is_empty(),
+                steps,
+                bytes_added: None,
+                snapshot_id: res.taken.last().cloned(),
+                started,
+                log: res
+                    .taken
+                    .iter()
+                    .map(|t| format!("taken {t}"))
+                    .chain(res.pruned.iter().map(|p| format!("pruned {p}")))
+                    .chain(res.failures.iter().cloned())
+                    .collect(),
+            },
+        );
+    }
     if g.json {
         super::print_json(&serde_json::json!({
             "taken": res.taken,

@@ -122,6 +122,35 @@ fn fleet_of_12_hosts_by_5_jobs_on_one_screen() {
             }
         }
     }
+    // each host's snapshot and replication runs (`strata snapshot
+    // --report`, `strata replicate --report`): shown in the host's cell;
+    // one host's replication failed
+    for (h, host) in HOSTS.iter().enumerate() {
+        for (kind, job) in [
+            ("snapshot", "snapshots"),
+            ("replicate", "replicate hermes:backup"),
+        ] {
+            let status = if kind == "replicate" && h == 3 {
+                "fail"
+            } else {
+                "success"
+            };
+            let body = format!(
+                r#"{{"host":"{host}","job":"{job}","kind":"{kind}","status":"{status}","exit_code":{},"duration":2.5,"steps":[]}}"#,
+                if status == "success" { 0 } else { 2 }
+            );
+            let (code, _, b) = http(
+                "POST",
+                &format!("{}/api/report", s.base),
+                Some(&body),
+                &[
+                    &format!("X-Api-Key: {KEY}"),
+                    "Content-Type: application/json",
+                ],
+            );
+            assert_eq!(code, 200, "{b}");
+        }
+    }
     std::thread::sleep(Duration::from_millis(1500)); // the 1 s checks are late now
     let mut want: std::collections::BTreeMap<&str, usize> = Default::default();
     for h in 0..HOSTS.len() {
@@ -129,6 +158,8 @@ fn fleet_of_12_hosts_by_5_jobs_on_one_screen() {
             *want.entry(planned(h, j)).or_default() += 1;
         }
     }
+    *want.entry("up").or_default() += 23;
+    *want.entry("down").or_default() += 1;
     let (_, _, html) = http("GET", &format!("{}/", s.base), None, &[]);
     let summary = html
         .split("id=summary")
@@ -147,12 +178,25 @@ fn fleet_of_12_hosts_by_5_jobs_on_one_screen() {
     assert!(first_row.contains("data-state=down"), "{first_row}");
     let sparks = html.matches("class=spark").count();
     assert!(sparks >= 40, "{sparks} sparklines");
+    // every host shows its snapshot freshness and replication lag
+    assert_eq!(
+        html.matches("data-layer=snapshot data-state=up").count(),
+        12
+    );
+    assert_eq!(
+        html.matches("data-layer=replicate data-state=up").count(),
+        11
+    );
+    assert_eq!(
+        html.matches("data-layer=replicate data-state=down").count(),
+        1
+    );
     // Measure the server's HTML at 1366×768 in chromium: every cell inside
     // the viewport, nothing to scroll. (The page itself has no script; the
     // measuring script is added to a copy.)
     let probe = r#"<script>
 addEventListener('load', () => {
-  const cells = [...document.querySelectorAll('td.cell, td.drill')];
+  const cells = [...document.querySelectorAll('td.cell, td.drill, a.layer')];
   const out = cells.filter(c => { const r = c.getBoundingClientRect();
     return r.left < 0 || r.top < 0 || r.right > innerWidth || r.bottom > innerHeight; }).length;
   const d = document.documentElement;
@@ -181,7 +225,7 @@ addEventListener('load', () => {
             .and_then(|v| v.parse().ok())
             .unwrap()
     };
-    assert_eq!(field("cells"), 60, "{line}");
+    assert_eq!(field("cells"), 60 + 24, "{line}");
     assert_eq!(field("outside"), 0, "cells outside the screen: {line}");
     assert!(
         field("scrollW") <= field("vw") && field("scrollH") <= field("vh"),
@@ -208,4 +252,158 @@ addEventListener('load', () => {
         &shot,
         std::env::temp_dir().join("strata-fleet-1366x768.png"),
     );
+}
+
+/// `strata snapshot --report` and `strata replicate --report` send native
+/// reports (kind snapshot / replicate, a `report` key); the dashboard shows
+/// them in the host's own cell — local snapshot freshness and replication
+/// lag, coloured by state — and a failed replication turns it down while
+/// the lag keeps counting from the last success.
+#[test]
+fn snapshot_freshness_and_replication_lag_per_host() {
+    let env = Env::new("fleet-layers");
+    let fs = crate::snapshot::Btrfs::new(&env);
+    let data = fs.subvolume("data");
+    std::fs::write(format!("{data}/file"), b"layer one").unwrap();
+    let conf = env.path("etc");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("sanoid.conf"),
+        format!("[{data}]\nhourly = 2\ndaily = 1\nmonthly = 0\n"),
+    )
+    .unwrap();
+    std::fs::write(env.path("report.key"), "report-key-0123456789\n").unwrap();
+    let checks = super::write_checks(
+        &env,
+        &format!(
+            "[[api_key]]\nkey_file = \"{}\"\nrole = \"report\"\n",
+            env.path("report.key").display()
+        ),
+    );
+    let s = Server::start(&checks, &format!("sqlite://{}", env.path("m.db").display()));
+    let strata = || {
+        let mut c = std::process::Command::new(crate::util::strata_bin());
+        c.stdin(std::process::Stdio::null());
+        c
+    };
+    let ok = |o: std::process::Output| {
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = ok(strata()
+        .args(["snapshot", "--take-snapshots", "--configdir"])
+        .arg(&conf)
+        .arg("--cache-dir")
+        .arg(env.path("cache"))
+        .arg("--run-dir")
+        .arg(env.path("run"))
+        .args(["--report", &s.base, "--report-key-file"])
+        .arg(env.path("report.key"))
+        .args(["--report-every", "15m"])
+        .output()
+        .unwrap());
+    assert!(!err.contains("warning: report"), "{err}");
+    let backup = fs.mnt.join("backup").display().to_string();
+    let err = ok(strata()
+        .args(["replicate", &data, &backup, "--report", &s.base])
+        .args(["--report-job", "offsite"])
+        .env("STRATA_MONITOR_API_KEY", "report-key-0123456789")
+        .output()
+        .unwrap());
+    assert!(!err.contains("warning: report"), "{err}");
+    let host = String::from_utf8_lossy(
+        &std::process::Command::new("hostname")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let all = super::api(&s, "GET", "/api/v3/checks/", None);
+    let find = |job: &str| {
+        all["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["host"] == host.as_str() && c["job"] == job)
+            .unwrap_or_else(|| panic!("no {host}/{job} in {all}"))
+            .clone()
+    };
+    let snap = find("snapshots");
+    assert_eq!(
+        (snap["status"].as_str(), snap["tags"].as_str()),
+        (Some("up"), Some("snapshot"))
+    );
+    assert_eq!(snap["timeout"], 900, "--report-every 15m: {snap}");
+    let repl = find("offsite");
+    assert_eq!(
+        (repl["status"].as_str(), repl["tags"].as_str()),
+        (Some("up"), Some("replicate"))
+    );
+    let page = |s: &Server| http("GET", &format!("{}/", s.base), None, &[]).2;
+    let row = |html: &str| -> String {
+        let i = html
+            .find(&format!("<tr><th>{host}<br><small class=layers>"))
+            .unwrap_or_else(|| panic!("no layers for {host}: {html}"));
+        html[i..i + html[i..].find("</th>").unwrap()].to_string()
+    };
+    let html = page(&s);
+    let r = row(&html);
+    assert!(r.contains("data-layer=snapshot data-state=up"), "{r}");
+    assert!(r.contains("data-layer=replicate data-state=up"), "{r}");
+    assert!(
+        r.contains(">snapshots ") && r.contains(">replicated "),
+        "{r}"
+    );
+    assert!(
+        !html.contains("<th>snapshots</th>") && !html.contains("<th>offsite</th>"),
+        "layers are not job columns"
+    );
+    // a replication that fails: the host's cell turns down, the lag counts on
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = strata()
+        .args([
+            "replicate",
+            &data,
+            "root@127.0.0.1:/nonexistent/backup",
+            "--report",
+            &s.base,
+        ])
+        .args(["--report-job", "offsite", "--sshport", "1"])
+        .env("STRATA_MONITOR_API_KEY", "report-key-0123456789")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let repl = super::api(
+        &s,
+        "GET",
+        &format!(
+            "/api/v3/checks/{}",
+            find("offsite")["uuid"].as_str().unwrap()
+        ),
+        None,
+    );
+    assert_eq!(repl["status"], "down", "{repl}");
+    let r = row(&page(&s));
+    assert!(r.contains("data-layer=replicate data-state=down"), "{r}");
+    let lag: u64 = r
+        .split("data-layer=replicate data-state=down data-age-s=\"")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(lag >= 1, "lag from the last success: {r}");
+    // the report key can report, and nothing else
+    let (code, _, _) = http(
+        "GET",
+        &format!("{}/api/v3/checks/", s.base),
+        None,
+        &["X-Api-Key: report-key-0123456789"],
+    );
+    assert_eq!(code, 401);
 }

@@ -108,7 +108,7 @@ pub enum Command {
     /// Take and prune local ZFS/btrfs snapshots by policy (sanoid-compatible).
     Snapshot(snapshot::Snapshot),
     /// Replicate ZFS datasets (or btrfs snapshots) to another pool, locally or over ssh (syncoid-compatible).
-    Replicate(replicate::Replicate),
+    Replicate(Box<replicate::Replicate>),
     /// The heartbeat monitor server (Uptime Kuma / healthchecks compatible).
     #[command(subcommand)]
     Monitor(monitor::Monitor),
@@ -198,7 +198,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key(c) => key::run(g, c),
         Command::Stats(c) => stats::run(g, c),
         Command::Snapshot(c) => snapshot::run(g, c),
-        Command::Replicate(c) => replicate::run(g, c),
+        Command::Replicate(c) => replicate::run(g, *c),
         Command::Monitor(c) => monitor::run(g, c),
         Command::Server(c) => server::run(g, c),
         Command::Quickstart(c) => quickstart::run(g, c),

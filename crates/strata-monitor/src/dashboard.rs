@@ -106,6 +106,9 @@ pub fn viewer(eng: &Engine, req: &Req) -> Option<Viewer> {
 /// Whether the browser reached us over HTTPS (directly per `base_url`, or
 /// through a proxy that says so): then cookies are `Secure`.
 fn https(set: &Settings, req: &Req) -> bool {
+    if req.tls {
+        return true;
+    }
     set.base_url.starts_with("https://")
         || req
             .header("X-Forwarded-Proto")

@@ -15,6 +15,8 @@ pub struct Req {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub remote: String,
+    /// The request came over the monitor's own TLS.
+    pub tls: bool,
 }
 
 impl Req {
@@ -287,7 +289,7 @@ fn incoming(req: &Req, kind: Kind) -> Incoming {
         // healthchecks stores the proxy's X-Forwarded-Proto as given
         scheme: req
             .header("X-Forwarded-Proto")
-            .unwrap_or("http")
+            .unwrap_or(if req.tls { "https" } else { "http" })
             .to_string(),
         ..Incoming::new(kind)
     }
@@ -535,6 +537,7 @@ mod tests {
             headers: vec![],
             body: vec![],
             remote: String::new(),
+            tls: false,
         };
         assert_eq!(r.q("msg"), Some("fail"));
         assert_eq!(r.q("ping"), Some("?status=down"));

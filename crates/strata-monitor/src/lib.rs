@@ -94,6 +94,8 @@ pub struct Options {
     /// Seconds between alert-loop passes.
     pub alert_interval: f64,
     pub workers: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A running monitor.
@@ -125,7 +127,14 @@ impl Monitor {
         let listener = std::net::TcpListener::bind(&o.listen)
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", o.listen)))?;
         let settings = Arc::new(settings);
+        let tls = match &o.tls {
+            Some((cert, key)) => Some(Arc::new(
+                serve::tls_config(cert, key).map_err(|e| Error::Config(format!("TLS: {e}")))?,
+            )),
+            None => None,
+        };
         let limits = serve::Limits {
+            tls,
             workers: o.workers.max(1),
             // "unlimited" bodies: whatever the server reads (64 MiB)
             max_body: settings.body_limit.unwrap_or(64 << 20).max(1 << 20),

@@ -41,6 +41,9 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_body: usize,
     pub workers: usize,
+    /// Serve HTTPS with this configuration (the handshake is under
+    /// `header_timeout` too).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             max_connections: 4096,
             max_body: 1 << 20,
             workers: 4,
+            tls: None,
         }
     }
 }
@@ -141,21 +145,74 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let (h, l, w) = (handler.clone(), limits.clone(), workers.clone());
-        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let (h, l, w) = (h.clone(), l.clone(), w.clone());
-                async move { Ok::<_, Infallible>(handle(req, peer, h, l, w).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            match l.tls.clone() {
+                None => connection(stream, peer, false, h, l, w).await,
+                Some(cfg) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                    // a client that never finishes its handshake is cut
+                    // off like one that never sends its request head
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(l.header_timeout, acceptor.accept(stream)).await
+                    {
+                        connection(tls, peer, true, h, l, w).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
+}
+
+/// Serves one connection (plain or TLS) until it closes.
+async fn connection<S>(
+    io: S,
+    peer: SocketAddr,
+    tls: bool,
+    h: Handler,
+    l: Arc<Limits>,
+    w: Arc<Semaphore>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = l.header_timeout;
+    let svc = service_fn(move |req| {
+        let (h, l, w) = (h.clone(), l.clone(), w.clone());
+        async move { Ok::<_, Infallible>(handle(req, peer, tls, h, l, w).await) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+/// A TLS configuration from PEM files (the certificate chain, then the
+/// key), for [`Limits::tls`].
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: no PEM certificate ({e})", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no PEM certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("{}: no PEM private key ({e})", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
 }
 
 /// The body up to `max` bytes (the rest is left unread), or None when it
@@ -182,6 +239,7 @@ fn plain(code: u16, text: &str) -> Resp {
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
+    tls: bool,
     handler: Handler,
     limits: Arc<Limits>,
     workers: Arc<Semaphore>,
@@ -215,6 +273,7 @@ async fn handle(
                         .collect(),
                     body,
                     remote: peer.ip().to_string(),
+                    tls,
                 };
                 match workers.acquire_owned().await {
                     Ok(permit) => tokio::task::spawn_blocking(move || {

@@ -31,6 +31,12 @@ pub struct Serve {
     /// Requests handled at once (database writes share one fsync per batch).
     #[arg(long, default_value = "8")]
     pub workers: usize,
+    /// Serve HTTPS with this certificate (PEM, the chain) instead of HTTP.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn run(_g: &Global, c: Monitor) -> Result<u8> {
@@ -51,9 +57,18 @@ pub fn run(_g: &Global, c: Monitor) -> Result<u8> {
                 checks_file: s.checks.clone(),
                 alert_interval: s.alert_interval,
                 workers: s.workers,
+                tls: s.tls_cert.clone().zip(s.tls_key.clone()),
             })
             .context("cannot start the monitor")?;
-            eprintln!("strata monitor listening on http://{}", m.addr);
+            eprintln!(
+                "strata monitor listening on {}://{}",
+                if s.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                m.addr
+            );
             m.wait();
             Ok(0)
         }

@@ -603,3 +603,99 @@ fn postgresql_over_tls_when_the_url_asks() {
     let (ok, err) = try_start(&format!("{}?sslmode=verify-full", pg.url), &ca);
     assert!(ok, "verify-full: {err}");
 }
+
+/// `--tls-cert/--tls-key`: the monitor serves HTTPS itself (rustls); a
+/// client trusting the certificate pings and reads the API, the ping's
+/// scheme is https and the session cookie is `Secure`; plain HTTP on that
+/// port gets no answer; a client that never finishes its handshake does
+/// not hold up others.
+#[test]
+fn https_when_given_a_certificate() {
+    let env = Env::new("sec-https");
+    let o = std::process::Command::new("sh")
+        .arg("-ec")
+        .arg(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+               -keyout key.pem -out cert.pem -subj '/CN=127.0.0.1' -days 2 \
+               -addext 'subjectAltName=IP:127.0.0.1' 2>/dev/null",
+        )
+        .current_dir(env.path(""))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(env.path("pw"), "correct horse battery").unwrap();
+    let checks = super::write_checks(
+        &env,
+        &format!(
+            "[[user]]\nname = \"ops\"\npassword_file = \"{}\"\nrole = \"admin\"\n",
+            env.path("pw").display()
+        ),
+    );
+    let port = crate::util::free_port();
+    let mut child = std::process::Command::new(crate::util::strata_bin())
+        .args(["monitor", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--checks")
+        .arg(&checks)
+        .args(["--database", &db(&env), "--tls-cert"])
+        .arg(env.path("cert.pem"))
+        .arg("--tls-key")
+        .arg(env.path("key.pem"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    let cacert = env.path("cert.pem").display().to_string();
+    let curl = |args: &[&str]| -> (i32, String) {
+        let o = std::process::Command::new("curl")
+            .args(["-s", "-i", "--max-time", "5", "--cacert", &cacert])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+        )
+    };
+    super::wait_for("the monitor over HTTPS", 20, &|| {
+        curl(&[&format!("{base}/healthz")]).1.contains("\n\nOK")
+    });
+    // a stalled handshake (TCP open, nothing sent) beside a ping
+    let _stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (code, out) = curl(&[&format!("{base}/ping/{}", super::UUID)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.ends_with("\n\nOK"),
+        "{out}"
+    );
+    let (_, out) = curl(&[
+        "-H",
+        &format!("X-Api-Key: {}", super::KEY),
+        &format!("{base}/api/v3/checks/{}/pings/", super::UUID),
+    ]);
+    assert!(out.contains("\"scheme\":\"https\""), "{out}");
+    // the session cookie is Secure without any proxy header
+    let (_, out) = curl(&[
+        "-d",
+        "user=ops&password=correct+horse+battery",
+        &format!("{base}/login"),
+    ]);
+    let cookie = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // plain HTTP to the HTTPS port: no HTTP answer
+    let (code, out) = curl(&[&format!("http://127.0.0.1:{port}/healthz")]);
+    assert!(code != 0 || !out.contains("200"), "{code} {out}");
+    // an untrusted client refuses the certificate
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", &format!("{base}/healthz")])
+        .env("SSL_CERT_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(60), "curl: certificate not trusted");
+    let _ = child.kill();
+    let _ = child.wait();
+}

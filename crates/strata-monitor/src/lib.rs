@@ -129,7 +129,8 @@ impl Monitor {
         let settings = Arc::new(settings);
         let tls = match &o.tls {
             Some((cert, key)) => Some(Arc::new(
-                serve::tls_config(cert, key).map_err(|e| Error::Config(format!("TLS: {e}")))?,
+                strata_http::tls_config(cert, key)
+                    .map_err(|e| Error::Config(format!("TLS: {e}")))?,
             )),
             None => None,
         };

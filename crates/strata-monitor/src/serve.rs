@@ -14,8 +14,9 @@
 //! - Bodies are read up to `max_body` bytes; the rest is not read (the
 //!   connection is then closed after the response).
 //!
-//! The same shape as the repository server's stack (hyper, tokio); the route
-//! layer ([`crate::http::respond`]) knows nothing of it.
+//! The connection layer (accept, connection limit, TLS, request-head
+//! deadline) is strata-http's, the repository server's too; the route layer
+//! ([`crate::http::respond`]) knows nothing of either.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,10 +26,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::http::{parse_query, pct_decode, Req, Resp};
@@ -124,95 +123,25 @@ async fn accept_loop(
             return;
         }
     };
-    let conns = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let workers = Arc::new(Semaphore::new(limits.workers.max(1)));
+    let conn_limits = strata_http::Limits {
+        header_timeout: limits.header_timeout,
+        max_connections: limits.max_connections,
+        tls: limits.tls.clone(),
+    };
     let limits = Arc::new(limits);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.notified() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    // EMFILE and the like: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = conns.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let on_conn: strata_http::OnConn = Arc::new(move |c: strata_http::Conn| {
         let (h, l, w) = (handler.clone(), limits.clone(), workers.clone());
-        tokio::spawn(async move {
-            match l.tls.clone() {
-                None => connection(stream, peer, false, h, l, w).await,
-                Some(cfg) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-                    // a client that never finishes its handshake is cut
-                    // off like one that never sends its request head
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(l.header_timeout, acceptor.accept(stream)).await
-                    {
-                        connection(tls, peer, true, h, l, w).await;
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Serves one connection (plain or TLS) until it closes.
-async fn connection<S>(
-    io: S,
-    peer: SocketAddr,
-    tls: bool,
-    h: Handler,
-    l: Arc<Limits>,
-    w: Arc<Semaphore>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let header_timeout = l.header_timeout;
-    let svc = service_fn(move |req| {
-        let (h, l, w) = (h.clone(), l.clone(), w.clone());
-        async move { Ok::<_, Infallible>(handle(req, peer, tls, h, l, w).await) }
+        Box::pin(async move {
+            let (peer, tls, header_timeout) = (c.peer, c.tls, l.header_timeout);
+            let svc = service_fn(move |req| {
+                let (h, l, w) = (h.clone(), l.clone(), w.clone());
+                async move { Ok::<_, Infallible>(handle(req, peer, tls, h, l, w).await) }
+            });
+            strata_http::http1(c.io, header_timeout, svc).await
+        })
     });
-    let _ = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
-}
-
-/// A TLS configuration from PEM files (the certificate chain, then the
-/// key), for [`Limits::tls`].
-pub fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Result<rustls::ServerConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("{}: no PEM certificate ({e})", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no PEM certificate", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("{}: no PEM private key ({e})", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(cfg)
+    strata_http::accept_loop(listener, conn_limits, stop, on_conn).await
 }
 
 /// The body up to `max` bytes (the rest is left unread), or None when it

@@ -1041,31 +1041,38 @@ pub(crate) async fn run(
         )
         .layer(DefaultBodyLimit::max(600 << 20))
         .with_state(app);
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .map_err(|e| ServerError::Tls(format!("{} / {}: {e}", cert.display(), key.display())))?;
-    let listener = std::net::TcpListener::bind(opts.listen).map_err(|source| ServerError::Io {
+    let tls = strata_http::tls_config(&cert, &key).map_err(ServerError::Tls)?;
+    let listen_err = |source| ServerError::Io {
         op: "listen on",
         path: opts.listen.to_string(),
         source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Io {
-        op: "listen on",
-        path: opts.listen.to_string(),
-        source,
-    })?;
+    };
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(listen_err)?;
+    let addr = listener.local_addr().map_err(listen_err)?;
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_err)?;
     started(&Started { addr, fingerprint });
-    axum_server::from_tcp_rustls(listener, tls)
-        .map_err(|source| ServerError::Io {
-            op: "serve on",
-            path: addr.to_string(),
-            source,
-        })?
-        .serve(router.into_make_service())
-        .await
-        .map_err(|source| ServerError::Io {
-            op: "serve on",
-            path: addr.to_string(),
-            source,
-        })
+    // The stack the monitor uses too (strata-http): TLS handshake and each
+    // request head within a minute (an idle keep-alive connection is closed
+    // then; clients retry on a fresh one), at most 1024 connections. Bodies
+    // (uploads of up to 600 MiB) have no deadline of their own: a stalled
+    // one holds its connection's task only.
+    let header_timeout = std::time::Duration::from_secs(60);
+    let limits = strata_http::Limits {
+        header_timeout,
+        max_connections: 1024,
+        tls: Some(Arc::new(tls)),
+    };
+    let on_conn: strata_http::OnConn = Arc::new(move |c: strata_http::Conn| {
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        Box::pin(strata_http::http1(c.io, header_timeout, svc))
+    });
+    strata_http::accept_loop(
+        listener,
+        limits,
+        Arc::new(tokio::sync::Notify::new()),
+        on_conn,
+    )
+    .await;
+    Ok(())
 }

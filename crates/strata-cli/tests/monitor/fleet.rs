@@ -27,6 +27,20 @@ fn planned(h: usize, j: usize) -> &'static str {
     }
 }
 
+/// POST a JSON job report with the admin key; it must be taken.
+fn post_report(s: &Server, body: &str) {
+    let (code, _, b) = http(
+        "POST",
+        &format!("{}/api/report", s.base),
+        Some(body),
+        &[
+            &format!("X-Api-Key: {KEY}"),
+            "Content-Type: application/json",
+        ],
+    );
+    assert_eq!(code, 200, "{b}");
+}
+
 fn uuid(h: usize, j: usize) -> String {
     format!("8f1b2c3d-0000-4000-8000-{:012}", h * 10 + j)
 }
@@ -64,16 +78,7 @@ fn fleet_of_12_hosts_by_5_jobs_on_one_screen() {
             r#"{{"host":"{host}","job":"{job}","status":"{status}","exit_code":{},"duration":{secs},"bytes_total":{bytes},"steps":[]}}"#,
             if status == "success" { 0 } else { 3 }
         );
-        let (code, _, b) = http(
-            "POST",
-            &format!("{}/api/report", s.base),
-            Some(&body),
-            &[
-                &format!("X-Api-Key: {KEY}"),
-                "Content-Type: application/json",
-            ],
-        );
-        assert_eq!(code, 200, "{b}");
+        post_report(&s, &body);
     };
     for (h, host) in HOSTS.iter().enumerate() {
         for (j, job) in JOBS.iter().enumerate() {
@@ -139,16 +144,7 @@ fn fleet_of_12_hosts_by_5_jobs_on_one_screen() {
                 r#"{{"host":"{host}","job":"{job}","kind":"{kind}","status":"{status}","exit_code":{},"duration":2.5,"steps":[]}}"#,
                 if status == "success" { 0 } else { 2 }
             );
-            let (code, _, b) = http(
-                "POST",
-                &format!("{}/api/report", s.base),
-                Some(&body),
-                &[
-                    &format!("X-Api-Key: {KEY}"),
-                    "Content-Type: application/json",
-                ],
-            );
-            assert_eq!(code, 200, "{b}");
+            post_report(&s, &body);
         }
     }
     std::thread::sleep(Duration::from_millis(1500)); // the 1 s checks are late now

@@ -48,6 +48,14 @@ fn events(hook: &Hook, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The uuid of the monitor's only check.
+fn only_uuid(s: &Server) -> String {
+    super::api(s, "GET", "/api/v3/checks/", None)["checks"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn check_id(env: &Env, name: &str) -> i64 {
     let o = std::process::Command::new("sqlite3")
         .arg(env.path("m.db"))
@@ -142,10 +150,7 @@ fn retries_then_down_then_resend_every_n_beats() {
             hook.url
         ),
     );
-    let uuid = super::api(&s, "GET", "/api/v3/checks/", None)["checks"][0]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = only_uuid(&s);
     let status =
         || super::api(&s, "GET", &format!("/api/v3/checks/{uuid}"), None)["status"].clone();
     push(&s, T2, "up");
@@ -195,10 +200,7 @@ fn upside_down_pushes_and_silence() {
             hook.url
         ),
     );
-    let uuid = super::api(&s, "GET", "/api/v3/checks/", None)["checks"][0]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = only_uuid(&s);
     push(&s, T3, "up");
     wait_for("an up push is DOWN", 10, &|| {
         events(&hook, "kinv") == ["down"]

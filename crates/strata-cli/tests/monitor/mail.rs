@@ -123,11 +123,11 @@ fn email_over_starttls_and_implicit_tls_with_auth() {
     }
     // the wrong password: one line in the notification log, no delivery
     wait_for("the refused login in the log", 20, &|| {
-        notifications(&env)
+        super::notification_log(&env.path("m.db"))
             .iter()
             .any(|l| l.starts_with("wrong|0|"))
     });
-    let lines: Vec<String> = notifications(&env)
+    let lines: Vec<String> = super::notification_log(&env.path("m.db"))
         .into_iter()
         .filter(|l| l.starts_with("wrong|"))
         .collect();
@@ -160,31 +160,11 @@ fn email_over_starttls_and_implicit_tls_with_auth() {
     );
     let url = format!("{}/ping/{uuid}/fail", s.base);
     assert_eq!(http("GET", &url, None, &[]).0, 200);
-    let log = |db: &str| {
-        let o = Command::new("sqlite3")
-            .arg(env.path(db))
-            .arg("SELECT channel, ok, error FROM notifications")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
+    let log = |db: &str| super::notification_log(&env.path(db)).join("\n");
     wait_for("untrusted certificate refused", 20, &|| {
         log("m2.db").contains("smtps|0|")
     });
     assert!(log("m2.db").contains("certificate"), "{}", log("m2.db"));
     eprintln!("notification log: {}", log("m2.db").trim());
     assert_eq!(read("tls.out").matches("== ").count(), 1);
-}
-
-/// `channel|ok|error` lines of the notification log.
-fn notifications(env: &Env) -> Vec<String> {
-    let o = Command::new("sqlite3")
-        .arg(env.path("m.db"))
-        .arg("SELECT channel, ok, error FROM notifications")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }

@@ -134,6 +134,19 @@ pub fn http(
     (code, head.replace('\r', ""), body.to_string())
 }
 
+/// `channel|ok|error` lines of a monitor's notification log (sqlite3).
+pub fn notification_log(db: &Path) -> Vec<String> {
+    let o = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT channel, ok, error FROM notifications")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A real HTTP listener that records request bodies (the webhook receiver).
 pub struct Hook {
     pub url: String,

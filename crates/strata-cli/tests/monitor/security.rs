@@ -506,23 +506,10 @@ fn a_hung_command_delays_no_other_alert_and_ntfy_titles_may_be_unicode() {
     );
     // the hung command was killed at its limit and logged as such
     super::wait_for("the command's log line", 15, &|| {
-        notifications(&env)
+        super::notification_log(&env.path("m.db"))
             .iter()
             .any(|l| l.starts_with("stuck|0|") && l.contains("killed"))
     });
-}
-
-/// `channel|ok|error` lines of the notification log, read with sqlite3.
-fn notifications(env: &Env) -> Vec<String> {
-    let o = std::process::Command::new("sqlite3")
-        .arg(env.path("m.db"))
-        .arg("SELECT channel, ok, error FROM notifications")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// PostgreSQL over TLS when the URL asks (`sslmode=require`): against a

@@ -789,18 +789,7 @@ fn job_page(
 }
 
 pub fn svg_badge(label: &str, st: &str) -> String {
-    let lw = 8 + 7 * label.chars().count();
-    let sw = 8 + 7 * st.len();
-    format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='20' role='img' aria-label='{l}: {s}'>\
-<rect width='{lw}' height='20' fill='#555'/><rect x='{lw}' width='{sw}' height='20' fill='{c}'/>\
-<g fill='#fff' font-family='Verdana,sans-serif' font-size='11'><text x='4' y='14'>{l}</text><text x='{tx}' y='14'>{s}</text></g></svg>",
-        w = lw + sw,
-        l = esc(label),
-        s = esc(st),
-        c = color(st),
-        tx = lw + 4
-    )
+    svg_badge_parts(label, st, "#555", color(st))
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.

@@ -135,7 +135,10 @@ impl Monitor {
             None => None,
         };
         let limits = serve::Limits {
-            tls,
+            conn: strata_http::Limits {
+                tls,
+                ..strata_http::Limits::default()
+            },
             workers: o.workers.max(1),
             // "unlimited" bodies: whatever the server reads (64 MiB)
             max_body: settings.body_limit.unwrap_or(64 << 20).max(1 << 20),

@@ -35,25 +35,20 @@ use crate::http::{parse_query, pct_decode, Req, Resp};
 /// What one request may cost the server.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    pub header_timeout: Duration,
+    /// Per connection (head/handshake deadline, how many, TLS): strata-http's.
+    pub conn: strata_http::Limits,
     pub body_timeout: Duration,
-    pub max_connections: usize,
     pub max_body: usize,
     pub workers: usize,
-    /// Serve HTTPS with this configuration (the handshake is under
-    /// `header_timeout` too).
-    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            header_timeout: Duration::from_secs(10),
+            conn: strata_http::Limits::default(),
             body_timeout: Duration::from_secs(10),
-            max_connections: 4096,
             max_body: 1 << 20,
             workers: 4,
-            tls: None,
         }
     }
 }
@@ -124,16 +119,12 @@ async fn accept_loop(
         }
     };
     let workers = Arc::new(Semaphore::new(limits.workers.max(1)));
-    let conn_limits = strata_http::Limits {
-        header_timeout: limits.header_timeout,
-        max_connections: limits.max_connections,
-        tls: limits.tls.clone(),
-    };
+    let conn_limits = limits.conn.clone();
     let limits = Arc::new(limits);
     let on_conn: strata_http::OnConn = Arc::new(move |c: strata_http::Conn| {
         let (h, l, w) = (handler.clone(), limits.clone(), workers.clone());
         Box::pin(async move {
-            let (peer, tls, header_timeout) = (c.peer, c.tls, l.header_timeout);
+            let (peer, tls, header_timeout) = (c.peer, c.tls, l.conn.header_timeout);
             let svc = service_fn(move |req| {
                 let (h, l, w) = (h.clone(), l.clone(), w.clone());
                 async move { Ok::<_, Infallible>(handle(req, peer, tls, h, l, w).await) }

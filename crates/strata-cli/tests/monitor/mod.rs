@@ -37,22 +37,10 @@ impl Server {
     /// Started with extra environment (libfaketime's, for a monitor that
     /// lives days ahead).
     pub fn start_with_env(port: u16, checks: &Path, db: &str, envs: &[(&str, &str)]) -> Server {
-        let child = Command::new(crate::util::strata_bin())
+        let child = monitor_cmd(port, db)
             .envs(envs.iter().copied())
-            .args([
-                "monitor",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--alert-interval",
-                "0.2",
-            ])
-            .arg("--checks")
+            .args(["--alert-interval", "0.2", "--checks"])
             .arg(checks)
-            .args(["--database", db])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
@@ -132,6 +120,18 @@ pub fn http(
         })
         .collect();
     (code, head.replace('\r', ""), body.to_string())
+}
+
+/// `strata monitor serve` on 127.0.0.1:`port` with database `db`, its
+/// output discarded: add arguments, then spawn.
+pub fn monitor_cmd(port: u16, db: &str) -> Command {
+    let mut c = Command::new(crate::util::strata_bin());
+    c.args(["monitor", "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", db])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
 }
 
 /// `channel|ok|error` lines of a monitor's notification log (sqlite3).

@@ -279,20 +279,7 @@ fn access_is_revoked_by_the_checks_file() {
     drop(s);
     // no checks file: alice still exists, so the dashboard needs a login
     let port = crate::util::free_port();
-    let mut child = std::process::Command::new(crate::util::strata_bin())
-        .args([
-            "monitor",
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database",
-            &db(&env),
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = super::monitor_cmd(port, &db(&env)).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let t = Instant::now();
     while http("GET", &format!("{base}/healthz"), None, &[]).0 != 200 {
@@ -524,21 +511,11 @@ fn postgresql_over_tls_when_the_url_asks() {
     // the monitor's start, to its exit or to a healthy /healthz
     let try_start = |url: &str, cert_file: &std::path::Path| -> (bool, String) {
         let port = crate::util::free_port();
-        let mut child = std::process::Command::new(crate::util::strata_bin())
-            .args([
-                "monitor",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database",
-                url,
-            ])
+        let mut child = super::monitor_cmd(port, url)
             .arg("--checks")
             .arg(&checks)
             .env("SSL_CERT_FILE", cert_file)
             .env("SSL_CERT_DIR", env.path("no-such-dir"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -619,17 +596,13 @@ fn https_when_given_a_certificate() {
         ),
     );
     let port = crate::util::free_port();
-    let mut child = std::process::Command::new(crate::util::strata_bin())
-        .args(["monitor", "serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = super::monitor_cmd(port, &db(&env))
         .arg("--checks")
         .arg(&checks)
-        .args(["--database", &db(&env), "--tls-cert"])
+        .arg("--tls-cert")
         .arg(env.path("cert.pem"))
         .arg("--tls-key")
         .arg(env.path("key.pem"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let base = format!("https://127.0.0.1:{port}");
